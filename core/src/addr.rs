@@ -1,0 +1,98 @@
+//! `PeerAddr`: the one network address type of the core (IPv4 or IPv6 plus UDP port).
+
+use core::fmt;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use serde::{Deserialize, Serialize};
+
+/// A UDP endpoint. Front ends convert their socket addresses to and from this type.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum PeerAddr {
+    /// An IPv4 address and port.
+    V4([u8; 4], u16),
+    /// An IPv6 address and port.
+    V6([u8; 16], u16),
+}
+
+impl PeerAddr {
+    /// The UDP port.
+    pub fn port(&self) -> u16 {
+        match self {
+            PeerAddr::V4(_, p) | PeerAddr::V6(_, p) => *p,
+        }
+    }
+
+    /// The IP address.
+    pub fn ip(&self) -> IpAddr {
+        match self {
+            PeerAddr::V4(a, _) => IpAddr::V4(Ipv4Addr::from(*a)),
+            PeerAddr::V6(a, _) => IpAddr::V6(Ipv6Addr::from(*a)),
+        }
+    }
+
+    /// A usable unicast destination: not unspecified, not multicast, not broadcast, port not 0.
+    pub fn is_routable(&self) -> bool {
+        if self.port() == 0 {
+            return false;
+        }
+        match self.ip() {
+            IpAddr::V4(a) => !a.is_unspecified() && !a.is_multicast() && !a.is_broadcast(),
+            IpAddr::V6(a) => !a.is_unspecified() && !a.is_multicast(),
+        }
+    }
+}
+
+impl From<SocketAddr> for PeerAddr {
+    fn from(a: SocketAddr) -> Self {
+        match a {
+            SocketAddr::V4(a) => PeerAddr::V4(a.ip().octets(), a.port()),
+            SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
+                Some(v4) => PeerAddr::V4(v4.octets(), a.port()),
+                None => PeerAddr::V6(a.ip().octets(), a.port()),
+            },
+        }
+    }
+}
+
+impl From<PeerAddr> for SocketAddr {
+    fn from(a: PeerAddr) -> Self {
+        match a {
+            PeerAddr::V4(ip, port) => SocketAddr::V4(SocketAddrV4::new(ip.into(), port)),
+            PeerAddr::V6(ip, port) => SocketAddr::V6(SocketAddrV6::new(ip.into(), port, 0, 0)),
+        }
+    }
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&SocketAddr::from(*self), f)
+    }
+}
+
+impl fmt::Debug for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_addr_round_trip_and_v4_mapped_is_folded() {
+        let v4: SocketAddr = "127.0.0.1:8468".parse().unwrap();
+        let v6: SocketAddr = "[::1]:9000".parse().unwrap();
+        let mapped: SocketAddr = "[::ffff:10.0.0.1]:5".parse().unwrap();
+        assert_eq!(SocketAddr::from(PeerAddr::from(v4)), v4);
+        assert_eq!(SocketAddr::from(PeerAddr::from(v6)), v6);
+        assert_eq!(PeerAddr::from(mapped), PeerAddr::V4([10, 0, 0, 1], 5));
+    }
+
+    #[test]
+    fn unroutable_addresses_are_recognised() {
+        assert!(!PeerAddr::V4([0, 0, 0, 0], 1).is_routable());
+        assert!(!PeerAddr::V4([127, 0, 0, 1], 0).is_routable());
+        assert!(!PeerAddr::V4([224, 0, 0, 1], 1).is_routable());
+        assert!(PeerAddr::V4([127, 0, 0, 1], 1).is_routable());
+    }
+}

@@ -1,0 +1,60 @@
+//! Capacity presets: tested combinations of the node's const generics, with their sizes.
+//!
+//! | preset | B | K | R | queries | pending | value | records | providers | `size_of::<Node>()` |
+//! |---|---|---|---|---|---|---|---|---|---|
+//! | [`host`] | 32 | 20 | 5 | 32 | 128 | 1000 | 1024 | 1024 | see `cargo run -p kad-core --example sizes` |
+//! | [`embedded`] | 10 | 8 | 2 | 2 | 16 | 256 | 8 | 8 | idem |
+//! | [`sim`] | 20 | 20 | 2 | 4 | 32 | 64 | 16 | 8 | idem |
+//!
+//! The exact byte counts depend on the target; the `sizes` example prints them and the README
+//! lists them for x86_64.
+
+macro_rules! preset {
+    ($(#[$doc:meta])* $name:ident, b: $b:expr, k: $k:expr, r: $r:expr, queries: $q:expr,
+     pending: $p:expr, value: $v:expr, records: $n:expr, providers: $pv:expr, events: $e:expr) => {
+        $(#[$doc])*
+        pub mod $name {
+            /// Buckets in the routing table.
+            pub const B: usize = $b;
+            /// Contacts per bucket (and lookup width, replication factor).
+            pub const K: usize = $k;
+            /// Replacement contacts per bucket.
+            pub const R: usize = $r;
+            /// Queries at once.
+            pub const QUERIES: usize = $q;
+            /// Requests awaiting answers (and answers waiting to be sent).
+            pub const PENDING: usize = $p;
+            /// Largest stored value in bytes.
+            pub const VALUE: usize = $v;
+            /// Records in the default in-memory store.
+            pub const RECORDS: usize = $n;
+            /// Provider records.
+            pub const PROVIDERS: usize = $pv;
+            /// Peer events waiting to be taken.
+            pub const EVENTS: usize = $e;
+            /// The default record store of this preset.
+            pub type Store = crate::store::MemoryStore<RECORDS, VALUE>;
+            /// A node of this preset with record store `S`.
+            pub type Node<S = Store> =
+                crate::node::Node<S, B, K, R, QUERIES, PENDING, VALUE, PROVIDERS, EVENTS>;
+            /// The events of this preset's node.
+            pub type Event = crate::node::Event<VALUE>;
+        }
+    };
+}
+
+preset!(
+    /// Desktops and servers: K = 20 as in the paper, 1000-byte values, room for many queries.
+    host, b: 32, k: 20, r: 5, queries: 32, pending: 128, value: 1000, records: 1024,
+    providers: 1024, events: 32
+);
+preset!(
+    /// Microcontrollers: K = 8, values up to 256 bytes, a small store; fits in ~16 KiB of RAM.
+    embedded, b: 10, k: 8, r: 2, queries: 2, pending: 16, value: 256, records: 8,
+    providers: 8, events: 4
+);
+preset!(
+    /// The simulator: K = 20 lookups, little storage per node, so 100,000 nodes fit in memory.
+    sim, b: 20, k: 20, r: 2, queries: 4, pending: 32, value: 64, records: 16,
+    providers: 8, events: 2
+);

@@ -1,0 +1,524 @@
+//! The routing table: k-buckets with a replacement cache, split at the own id, with liveness.
+//!
+//! At most `B` buckets. Bucket `i < len-1` holds contacts whose id shares exactly `i` leading
+//! bits with the own id; the last bucket holds everything closer. Only the last bucket is ever
+//! split (when it is full and fewer than `B` buckets exist), as in the paper. Each bucket keeps up
+//! to `K` contacts ordered least-recently-seen first and up to `R` replacement candidates. Memory
+//! is therefore `B × (K + R)` contacts whatever the size of the network.
+
+use core::time::Duration;
+
+use heapless::Vec;
+
+use crate::addr::PeerAddr;
+use crate::id::{Key, NodeId, ID_BITS};
+use crate::time::Instant;
+
+/// A known peer and what we have learned about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Contact {
+    /// The peer's id.
+    pub id: NodeId,
+    /// The peer's UDP address.
+    pub addr: PeerAddr,
+    /// When we last heard from it.
+    pub last_seen: Instant,
+    /// Smoothed round-trip time in milliseconds; 0 while unmeasured.
+    pub srtt_ms: u16,
+    /// Requests in a row it failed to answer.
+    pub failures: u8,
+}
+
+impl Contact {
+    /// A contact first seen at `now`.
+    pub fn new(id: NodeId, addr: PeerAddr, now: Instant) -> Self {
+        Contact { id, addr, last_seen: now, srtt_ms: 0, failures: 0 }
+    }
+}
+
+/// What [`RoutingTable::insert`] did with a contact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Insert {
+    /// A new contact entered a bucket.
+    Added,
+    /// The contact was known; it moved to the most-recently-seen end.
+    Updated,
+    /// The bucket is full: the contact waits in the replacement cache. If `ping` is set, the
+    /// caller must ping that least-recently-seen contact and report the outcome with
+    /// [`RoutingTable::on_alive`] or [`RoutingTable::on_failure`].
+    Cached {
+        /// The least-recently-seen contact to probe, unless a probe is already under way.
+        ping: Option<Contact>,
+    },
+    /// The contact is the own id and was refused.
+    OwnId,
+}
+
+/// The result of reporting a failed request to a contact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The contact is kept (it has not failed often enough, or there is nothing to replace it).
+    Kept,
+    /// The contact was removed; `replacement` (if any) took its place.
+    Removed {
+        /// The contact that was dropped.
+        removed: Contact,
+        /// The replacement-cache contact promoted into the bucket.
+        replacement: Option<Contact>,
+    },
+    /// The id was not in the table.
+    Unknown,
+}
+
+#[derive(Clone, Debug)]
+struct Bucket<const K: usize, const R: usize> {
+    /// Least-recently-seen first.
+    contacts: Vec<Contact, K>,
+    /// Most recent last.
+    replacements: Vec<Contact, R>,
+    /// Last time a contact in this bucket was added or heard from, or a lookup refreshed it.
+    touched: Instant,
+    /// The contact being pinged because a newcomer wants its place.
+    probing: Option<NodeId>,
+    /// Refresh requested regardless of `touched` (after bootstrap).
+    stale: bool,
+}
+
+impl<const K: usize, const R: usize> Bucket<K, R> {
+    fn new(now: Instant) -> Self {
+        Bucket { contacts: Vec::new(), replacements: Vec::new(), touched: now, probing: None, stale: false }
+    }
+
+    fn position(&self, id: &NodeId) -> Option<usize> {
+        self.contacts.iter().position(|c| c.id == *id)
+    }
+
+    fn cache(&mut self, contact: Contact) {
+        if let Some(i) = self.replacements.iter().position(|c| c.id == contact.id) {
+            self.replacements.remove(i);
+        }
+        if self.replacements.is_full() && !self.replacements.is_empty() {
+            self.replacements.remove(0);
+        }
+        // R may be 0: then the newcomer is simply dropped.
+        let _ = self.replacements.push(contact);
+    }
+
+    /// Removes contact `i` and promotes the most recent replacement.
+    fn replace(&mut self, i: usize) -> (Contact, Option<Contact>) {
+        let removed = self.contacts.remove(i);
+        if self.probing == Some(removed.id) {
+            self.probing = None;
+        }
+        let replacement = self.replacements.pop();
+        if let Some(r) = replacement {
+            // Cannot fail: one slot was just freed.
+            let _ = self.contacts.push(r);
+        }
+        (removed, replacement)
+    }
+}
+
+/// Counters of what the table did, for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RoutingStats {
+    /// Contacts added to a bucket.
+    pub added: u64,
+    /// Contacts removed after failing to answer.
+    pub evicted: u64,
+    /// Newcomers parked in a replacement cache because their bucket was full.
+    pub cached: u64,
+    /// Bucket splits.
+    pub splits: u64,
+}
+
+/// Tunables of the table (the capacities are the const generics).
+#[derive(Clone, Copy, Debug)]
+pub struct RoutingConfig {
+    /// A contact is dropped after this many failures in a row when a replacement is waiting.
+    pub max_failures: u8,
+    /// ... and after this many even when nothing can replace it.
+    pub max_failures_hard: u8,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig { max_failures: 2, max_failures_hard: 5 }
+    }
+}
+
+/// A Kademlia routing table of at most `B` buckets of `K` contacts and `R` replacements each.
+#[derive(Clone, Debug)]
+pub struct RoutingTable<const B: usize, const K: usize, const R: usize> {
+    own: NodeId,
+    buckets: Vec<Bucket<K, R>, B>,
+    config: RoutingConfig,
+    stats: RoutingStats,
+}
+
+impl<const B: usize, const K: usize, const R: usize> RoutingTable<B, K, R> {
+    /// An empty table for the node `own`, with a single bucket covering the whole space.
+    pub fn new(own: NodeId, config: RoutingConfig, now: Instant) -> Self {
+        const { assert!(B >= 1 && B <= ID_BITS + 1, "B must be between 1 and 161") };
+        const { assert!(K >= 1, "K must be at least 1") };
+        let mut buckets = Vec::new();
+        let _ = buckets.push(Bucket::new(now));
+        RoutingTable { own, buckets, config, stats: RoutingStats::default() }
+    }
+
+    /// The own id.
+    pub fn own_id(&self) -> &NodeId {
+        &self.own
+    }
+
+    /// What the table has done so far.
+    pub fn stats(&self) -> RoutingStats {
+        self.stats
+    }
+
+    fn index(&self, id: &NodeId) -> usize {
+        let cpl = self.own.distance(id).leading_zeros();
+        cpl.min(self.buckets.len() - 1)
+    }
+
+    /// Number of buckets currently in use.
+    pub fn bucket_count(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Number of contacts in each bucket, farthest bucket first.
+    pub fn bucket_sizes(&self) -> impl Iterator<Item = usize> + '_ {
+        self.buckets.iter().map(|b| b.contacts.len())
+    }
+
+    /// Total contacts (not counting replacements).
+    pub fn len(&self) -> usize {
+        self.buckets.iter().map(|b| b.contacts.len()).sum()
+    }
+
+    /// True when no contact is known.
+    pub fn is_empty(&self) -> bool {
+        self.buckets.iter().all(|b| b.contacts.is_empty())
+    }
+
+    /// Every contact, bucket by bucket.
+    pub fn iter(&self) -> impl Iterator<Item = &Contact> + '_ {
+        self.buckets.iter().flat_map(|b| b.contacts.iter())
+    }
+
+    /// The contact with this id, if present.
+    pub fn get(&self, id: &NodeId) -> Option<&Contact> {
+        let b = &self.buckets[self.index(id)];
+        b.position(id).map(|i| &b.contacts[i])
+    }
+
+    /// Records that `id` was heard from at `addr` (a valid message arrived from it).
+    ///
+    /// A known contact moves to the most-recently-seen end; its address changes only when
+    /// `addr_verified` (the message answered a request we sent to that address), so a spoofed
+    /// packet cannot redirect a contact. A new contact is added, or the bucket is split, or it
+    /// waits in the replacement cache while the least-recently-seen contact is probed.
+    pub fn insert(&mut self, id: NodeId, addr: PeerAddr, addr_verified: bool, now: Instant) -> Insert {
+        if id == self.own {
+            return Insert::OwnId;
+        }
+        // Bounded: each pass either returns or splits, and at most B splits are possible.
+        for _ in 0..=B {
+            let idx = self.index(&id);
+            let can_split = idx == self.buckets.len() - 1 && !self.buckets.is_full();
+            let bucket = &mut self.buckets[idx];
+            if let Some(i) = bucket.position(&id) {
+                let mut c = bucket.contacts.remove(i);
+                c.last_seen = now;
+                c.failures = 0;
+                if addr_verified {
+                    c.addr = addr;
+                }
+                let _ = bucket.contacts.push(c);
+                bucket.touched = now;
+                if bucket.probing == Some(id) {
+                    bucket.probing = None;
+                }
+                return Insert::Updated;
+            }
+            if !bucket.contacts.is_full() {
+                let _ = bucket.contacts.push(Contact::new(id, addr, now));
+                bucket.touched = now;
+                bucket.replacements.retain(|c| c.id != id);
+                self.stats.added += 1;
+                return Insert::Added;
+            }
+            if can_split {
+                self.split();
+                continue;
+            }
+            bucket.cache(Contact::new(id, addr, now));
+            self.stats.cached += 1;
+            if bucket.probing.is_some() {
+                return Insert::Cached { ping: None };
+            }
+            let lrs = bucket.contacts[0];
+            bucket.probing = Some(lrs.id);
+            return Insert::Cached { ping: Some(lrs) };
+        }
+        Insert::Cached { ping: None }
+    }
+
+    /// Splits the last bucket: contacts sharing more prefix with the own id move to a new one.
+    fn split(&mut self) {
+        let depth = self.buckets.len();
+        let own = self.own;
+        let old = self.buckets.last_mut().expect("the table always has a bucket");
+        let mut near = Bucket::<K, R>::new(old.touched);
+        let mut i = 0;
+        while i < old.contacts.len() {
+            if own.distance(&old.contacts[i].id).leading_zeros() >= depth {
+                let _ = near.contacts.push(old.contacts.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        let mut i = 0;
+        while i < old.replacements.len() {
+            if own.distance(&old.replacements[i].id).leading_zeros() >= depth {
+                let _ = near.replacements.push(old.replacements.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        if near.probing.is_none() && old.probing.is_some() {
+            let p = old.probing.unwrap_or_default();
+            if own.distance(&p).leading_zeros() >= depth {
+                old.probing = None;
+                near.probing = Some(p);
+            }
+        }
+        // Refill the far bucket from its replacements when the split freed room.
+        while !old.contacts.is_full() {
+            match old.replacements.pop() {
+                Some(r) => {
+                    let _ = old.contacts.push(r);
+                }
+                None => break,
+            }
+        }
+        let _ = self.buckets.push(near);
+        self.stats.splits += 1;
+    }
+
+    /// `id` answered a request: clears its failures, records the round trip and marks it seen.
+    pub fn on_alive(&mut self, id: &NodeId, rtt: Option<Duration>, now: Instant) {
+        let idx = self.index(id);
+        let bucket = &mut self.buckets[idx];
+        if let Some(i) = bucket.position(id) {
+            let mut c = bucket.contacts.remove(i);
+            c.failures = 0;
+            c.last_seen = now;
+            if let Some(rtt) = rtt {
+                let sample = rtt.as_millis().clamp(1, u16::MAX as u128) as u32;
+                c.srtt_ms =
+                    if c.srtt_ms == 0 { sample as u16 } else { ((c.srtt_ms as u32 * 7 + sample) / 8) as u16 };
+            }
+            let _ = bucket.contacts.push(c);
+            bucket.touched = now;
+            if bucket.probing == Some(*id) {
+                bucket.probing = None;
+            }
+        }
+    }
+
+    /// `id` failed to answer a request. A contact that keeps failing is dropped and replaced
+    /// from the cache; a probed least-recently-seen contact is replaced at its first failure
+    /// when a newcomer is waiting.
+    pub fn on_failure(&mut self, id: &NodeId) -> Failure {
+        let idx = self.index(id);
+        let cfg = self.config;
+        let bucket = &mut self.buckets[idx];
+        let Some(i) = bucket.position(id) else {
+            return Failure::Unknown;
+        };
+        let c = &mut bucket.contacts[i];
+        c.failures = c.failures.saturating_add(1);
+        let probed = bucket.probing == Some(*id);
+        let has_replacement = !bucket.replacements.is_empty();
+        let drop = (has_replacement && (probed || c.failures >= cfg.max_failures))
+            || c.failures >= cfg.max_failures_hard;
+        if probed {
+            bucket.probing = None;
+        }
+        if !drop {
+            return Failure::Kept;
+        }
+        let (removed, replacement) = bucket.replace(i);
+        self.stats.evicted += 1;
+        Failure::Removed { removed, replacement }
+    }
+
+    /// Removes a contact outright (for example one that now claims to be a client).
+    pub fn remove(&mut self, id: &NodeId) -> Option<Contact> {
+        let idx = self.index(id);
+        let bucket = &mut self.buckets[idx];
+        let i = bucket.position(id)?;
+        Some(bucket.replace(i).0)
+    }
+
+    /// Fills `out` with the known contacts closest to `target`, nearest first, skipping
+    /// `exclude`. Returns how many were written (at most `out.len()`).
+    pub fn closest(&self, target: &Key, exclude: Option<&NodeId>, out: &mut [Contact]) -> usize {
+        let mut n = 0;
+        for c in self.iter() {
+            if Some(&c.id) == exclude {
+                continue;
+            }
+            let d = target.distance(&c.id);
+            // Insertion into the sorted prefix `out[..n]`, keeping at most out.len().
+            let pos = out[..n].partition_point(|o| target.distance(&o.id) < d);
+            if pos >= out.len() {
+                continue;
+            }
+            let end = if n < out.len() { n } else { out.len() - 1 };
+            out.copy_within(pos..end, pos + 1);
+            out[pos] = *c;
+            if n < out.len() {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Marks the bucket that covers `target` as refreshed (a lookup went there).
+    pub fn touch(&mut self, target: &Key, now: Instant) {
+        let cpl = target.distance(&self.own).leading_zeros();
+        let idx = cpl.min(self.buckets.len() - 1);
+        self.buckets[idx].touched = now;
+        self.buckets[idx].stale = false;
+    }
+
+    /// The first bucket not touched since `before`, as the prefix length to refresh.
+    pub fn stale_bucket(&self, before: Instant) -> Option<usize> {
+        self.buckets.iter().position(|b| b.stale || b.touched < before)
+    }
+
+    /// Marks every bucket as needing a refresh (after bootstrap).
+    pub fn mark_all_stale(&mut self) {
+        for b in self.buckets.iter_mut() {
+            b.stale = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(first: u8, last: u8) -> NodeId {
+        let mut b = [0u8; 20];
+        b[0] = first;
+        b[19] = last;
+        NodeId::from_bytes(b)
+    }
+    fn addr(n: u8) -> PeerAddr {
+        PeerAddr::V4([127, 0, 0, n], 1000 + n as u16)
+    }
+    const T0: Instant = Instant::ZERO;
+
+    #[test]
+    fn own_id_is_never_inserted() {
+        let own = id(0, 0);
+        let mut t = RoutingTable::<4, 2, 1>::new(own, RoutingConfig::default(), T0);
+        assert_eq!(t.insert(own, addr(1), true, T0), Insert::OwnId);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn the_bucket_covering_the_own_id_splits_when_full() {
+        let own = id(0, 0);
+        let mut t = RoutingTable::<8, 2, 1>::new(own, RoutingConfig::default(), T0);
+        assert_eq!(t.insert(id(0x80, 1), addr(1), true, T0), Insert::Added);
+        assert_eq!(t.insert(id(0x80, 2), addr(2), true, T0), Insert::Added);
+        // Full single bucket covering the own id: it splits, the far half keeps the 0x80 ids.
+        assert_eq!(t.insert(id(0x40, 3), addr(3), true, T0), Insert::Added);
+        assert!(t.bucket_count() >= 2);
+        assert_eq!(t.len(), 3);
+    }
+
+    #[test]
+    fn a_full_far_bucket_caches_the_newcomer_and_pings_its_oldest_contact() {
+        let own = id(0, 0);
+        let mut t = RoutingTable::<8, 2, 2>::new(own, RoutingConfig::default(), T0);
+        t.insert(id(0x80, 1), addr(1), true, T0);
+        t.insert(id(0x80, 2), addr(2), true, Instant::from_millis(1));
+        t.insert(id(0x01, 9), addr(9), true, T0); // forces a split so 0x80.. is a far bucket
+        let out = t.insert(id(0x80, 3), addr(3), true, Instant::from_millis(2));
+        let Insert::Cached { ping: Some(lrs) } = out else { panic!("{out:?}") };
+        assert_eq!(lrs.id, id(0x80, 1));
+        // A second newcomer does not start a second probe.
+        assert_eq!(t.insert(id(0x80, 4), addr(4), true, T0), Insert::Cached { ping: None });
+        // The oldest answers: it stays, now most recently seen.
+        t.on_alive(&id(0x80, 1), None, Instant::from_millis(3));
+        assert!(t.get(&id(0x80, 1)).is_some());
+        assert!(t.get(&id(0x80, 3)).is_none());
+    }
+
+    #[test]
+    fn a_probed_contact_that_fails_is_replaced_by_the_newest_candidate() {
+        let own = id(0, 0);
+        let mut t = RoutingTable::<8, 2, 2>::new(own, RoutingConfig::default(), T0);
+        t.insert(id(0x80, 1), addr(1), true, T0);
+        t.insert(id(0x80, 2), addr(2), true, T0);
+        t.insert(id(0x01, 9), addr(9), true, T0);
+        t.insert(id(0x80, 3), addr(3), true, T0);
+        let f = t.on_failure(&id(0x80, 1));
+        assert!(matches!(f, Failure::Removed { replacement: Some(c), .. } if c.id == id(0x80, 3)));
+        assert!(t.get(&id(0x80, 1)).is_none());
+        assert!(t.get(&id(0x80, 3)).is_some());
+    }
+
+    #[test]
+    fn a_failing_contact_without_replacement_is_kept_until_the_hard_limit() {
+        let own = id(0, 0);
+        let mut t = RoutingTable::<4, 2, 1>::new(own, RoutingConfig::default(), T0);
+        t.insert(id(0x80, 1), addr(1), true, T0);
+        for _ in 0..4 {
+            assert_eq!(t.on_failure(&id(0x80, 1)), Failure::Kept);
+        }
+        assert!(matches!(t.on_failure(&id(0x80, 1)), Failure::Removed { .. }));
+    }
+
+    #[test]
+    fn an_unverified_message_does_not_move_a_contact_to_another_address() {
+        let own = id(0, 0);
+        let mut t = RoutingTable::<4, 2, 1>::new(own, RoutingConfig::default(), T0);
+        t.insert(id(0x80, 1), addr(1), true, T0);
+        t.insert(id(0x80, 1), addr(7), false, T0);
+        assert_eq!(t.get(&id(0x80, 1)).unwrap().addr, addr(1));
+        t.insert(id(0x80, 1), addr(7), true, T0);
+        assert_eq!(t.get(&id(0x80, 1)).unwrap().addr, addr(7));
+    }
+
+    #[test]
+    fn closest_returns_the_nearest_sorted() {
+        let own = id(0, 0);
+        let mut t = RoutingTable::<8, 4, 1>::new(own, RoutingConfig::default(), T0);
+        for n in 1..=6u8 {
+            t.insert(id(n << 4, n), addr(n), true, T0);
+        }
+        let target = id(0x30, 0).as_key();
+        let mut out = [Contact::new(own, addr(0), T0); 3];
+        let n = t.closest(&target, None, &mut out);
+        assert_eq!(n, 3);
+        assert_eq!(out[0].id, id(0x30, 3));
+        assert!(target.distance(&out[0].id) <= target.distance(&out[1].id));
+        assert!(target.distance(&out[1].id) <= target.distance(&out[2].id));
+    }
+
+    #[test]
+    fn stale_buckets_are_reported_for_refresh() {
+        let own = id(0, 0);
+        let mut t = RoutingTable::<4, 2, 1>::new(own, RoutingConfig::default(), Instant::from_millis(10));
+        assert_eq!(t.stale_bucket(Instant::from_millis(5)), None);
+        assert_eq!(t.stale_bucket(Instant::from_millis(11)), Some(0));
+        t.touch(&id(0xff, 0).as_key(), Instant::from_millis(20));
+        assert_eq!(t.stale_bucket(Instant::from_millis(11)), None);
+    }
+}
