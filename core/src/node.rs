@@ -143,6 +143,8 @@ pub struct Acks {
 
 /// The result of a finished query.
 #[derive(Clone, Debug, PartialEq, Eq)]
+// No allocator to box the large variant; every variant is bounded by the capacities.
+#[allow(clippy::large_enum_variant)]
 pub enum Outcome<const V: usize> {
     /// Bootstrap: the number of contacts in the routing table.
     Bootstrap(Result<usize, QueryError>),
@@ -160,6 +162,8 @@ pub enum Outcome<const V: usize> {
 
 /// Something the front end may want to know.
 #[derive(Clone, Debug, PartialEq, Eq)]
+// No allocator to box the large variant; every variant is bounded by the capacities.
+#[allow(clippy::large_enum_variant)]
 pub enum Event<const V: usize> {
     /// A query started by a command finished.
     QueryDone {

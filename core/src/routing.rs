@@ -364,15 +364,44 @@ impl<const B: usize, const K: usize, const R: usize> RoutingTable<B, K, R> {
 
     /// Fills `out` with the known contacts closest to `target`, nearest first, skipping
     /// `exclude`. Returns how many were written (at most `out.len()`).
+    ///
+    /// Buckets are visited in distance order, so only the few buckets that can hold the
+    /// nearest contacts are read: with `c` the index of the bucket covering `target`, every
+    /// contact of bucket `c` is nearer than those of buckets `c+1..` (which differ from the
+    /// target first at bit `c`), which are nearer than bucket `c-1`, then `c-2`, and so on.
     pub fn closest(&self, target: &Key, exclude: Option<&NodeId>, out: &mut [Contact]) -> usize {
-        let mut n = 0;
-        for c in self.iter() {
-            if Some(&c.id) == exclude {
+        let last = self.buckets.len() - 1;
+        let c = target.distance(&self.own).leading_zeros().min(last);
+        let mut n = self.collect(target, exclude, c..=c, out, 0);
+        if c < last {
+            n = self.collect(target, exclude, c + 1..=last, out, n);
+        }
+        for i in (0..c).rev() {
+            if n == out.len() {
+                break;
+            }
+            n = self.collect(target, exclude, i..=i, out, n);
+        }
+        n
+    }
+
+    /// Adds the contacts of `buckets` (all farther than `out[..start]`) to `out[start..]`,
+    /// keeping that part sorted and at most full. Returns the new count.
+    fn collect(
+        &self,
+        target: &Key,
+        exclude: Option<&NodeId>,
+        buckets: core::ops::RangeInclusive<usize>,
+        out: &mut [Contact],
+        start: usize,
+    ) -> usize {
+        let mut n = start;
+        for c in self.buckets[buckets].iter().flat_map(|b| b.contacts.iter()) {
+            if Some(&c.id) == exclude || start == out.len() {
                 continue;
             }
             let d = target.distance(&c.id);
-            // Insertion into the sorted prefix `out[..n]`, keeping at most out.len().
-            let pos = out[..n].partition_point(|o| target.distance(&o.id) < d);
+            let pos = start + out[start..n].partition_point(|o| target.distance(&o.id) < d);
             if pos >= out.len() {
                 continue;
             }

@@ -27,11 +27,13 @@ pub fn key_for(public_key: &[u8; 32], salt: &[u8]) -> Key {
     Key::hash_parts(&[public_key, salt])
 }
 
+#[cfg(feature = "signed")]
 struct Buf {
     bytes: [u8; MAX_SIGNABLE],
     len: usize,
 }
 
+#[cfg(feature = "signed")]
 impl Buf {
     fn push(&mut self, s: &[u8]) {
         let end = (self.len + s.len()).min(MAX_SIGNABLE);
@@ -55,6 +57,7 @@ impl Buf {
     }
 }
 
+#[cfg(feature = "signed")]
 /// Writes the BEP 44 signable form `[4:salt<n>:<salt>]3:seqi<seq>e1:v<n>:<value>` and calls `f`
 /// with it. Inputs are bounded by the caller (salt ≤ 64, value ≤ 1000 bytes).
 fn with_signable<T>(salt: &[u8], seq: u64, value: &[u8], f: impl FnOnce(&[u8]) -> T) -> T {
