@@ -17,10 +17,18 @@ mod harness;
 fn codec(c: &mut Criterion) {
     let mut rng = SmallRng::seed_from_u64(1);
     let contacts: heapless::Vec<Peer, MAX_CONTACTS> = (0..MAX_CONTACTS)
-        .map(|i| Peer { id: NodeId::random(&mut rng), addr: PeerAddr::V4([10, 0, 0, i as u8], 4000 + i as u16) })
+        .map(|i| Peer {
+            id: NodeId::random(&mut rng),
+            addr: PeerAddr::V4([10, 0, 0, i as u8], 4000 + i as u16),
+        })
         .collect();
     let msg = Message {
-        header: Header { version: wire::VERSION, txid: TxId([1, 2, 3, 4]), sender: NodeId::random(&mut rng), flags: Flags(0) },
+        header: Header {
+            version: wire::VERSION,
+            txid: TxId([1, 2, 3, 4]),
+            sender: NodeId::random(&mut rng),
+            flags: Flags(0),
+        },
         body: Body::Nodes { contacts },
     };
     let mut buf = [0u8; wire::MAX_DATAGRAM];

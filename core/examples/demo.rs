@@ -36,7 +36,8 @@ fn main() {
     for v in 0..values {
         let publisher = net.rng.gen_range(0..nodes);
         let key = Key::hash(format!("key-{v}").as_bytes());
-        let q = net.nodes[publisher].put(key, ValueKind::Text, format!("value-{v}").as_bytes(), net.now).unwrap();
+        let q =
+            net.nodes[publisher].put(key, ValueKind::Text, format!("value-{v}").as_bytes(), net.now).unwrap();
         net.flush(publisher);
         match net.wait(publisher, q).0 {
             Outcome::Put(Ok(a)) => acks.push(a.stored),

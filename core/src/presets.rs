@@ -1,13 +1,18 @@
 //! Capacity presets: tested combinations of the node's const generics, with their sizes.
 //!
-//! | preset | B | K | R | queries | pending | value | records | providers | `size_of::<Node>()` |
-//! |---|---|---|---|---|---|---|---|---|---|
-//! | [`host`] | 32 | 20 | 5 | 32 | 128 | 1000 | 1024 | 1024 | see `cargo run -p kad-core --example sizes` |
-//! | [`embedded`] | 10 | 8 | 2 | 2 | 16 | 256 | 8 | 8 | idem |
-//! | [`sim`] | 20 | 20 | 2 | 4 | 32 | 64 | 16 | 8 | idem |
+//! `size_of::<Node>()` on x86_64 (`cargo run -p kad-core --example sizes` prints it for the
+//! machine at hand; 32-bit targets are a little smaller):
 //!
-//! The exact byte counts depend on the target; the `sizes` example prints them and the README
-//! lists them for x86_64.
+//! | preset | B | K | R | queries | pending | value | records | providers | node | of which store |
+//! |---|---|---|---|---|---|---|---|---|---|---|
+//! | [`host`] | 32 | 20 | 5 | 32 | 128 | 1000 | 1024 | 1024 | 1,428,000 B | 1,204,232 B |
+//! | [`embedded`] | 10 | 8 | 2 | 2 | 16 | 256 | 8 | 8 | 16,528 B | 3,464 B |
+//! | [`sim`] | 20 | 20 | 2 | 4 | 32 | 64 | 16 | 8 | 42,864 B | 3,848 B |
+//!
+//! The routing table costs `B × (K + R)` contacts of 56 bytes whatever the network size; a
+//! query costs about `K × 44` bytes plus one value; the store costs `records × value` plus
+//! about 150 bytes of metadata per record. A front end with its own (persistent) store pays
+//! for the node without the in-memory store.
 
 macro_rules! preset {
     ($(#[$doc:meta])* $name:ident, b: $b:expr, k: $k:expr, r: $r:expr, queries: $q:expr,
