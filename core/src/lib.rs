@@ -42,7 +42,9 @@ pub mod wire;
 pub use addr::PeerAddr;
 pub use config::Config;
 pub use id::{Distance, Key, NodeId};
-pub use node::{Acks, Error, Event, Node, Outcome, QueryError, QueryId, QueryStats, Stats, Transmit};
+pub use node::{
+    Acks, Error, Event, Node, Outcome, QueryError, QueryId, QueryStats, SignedPut, Stats, Transmit,
+};
 pub use store::{MemoryStore, Origin, Record, RecordStore, ValueKind};
 pub use time::Instant;
 pub use wire::Peer;

@@ -33,6 +33,21 @@ use crate::wire::{
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QueryId(pub u64);
 
+/// A signed record to store: who signed it, under which salt and sequence number, and how.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignedPut<'a> {
+    /// Ed25519 public key of the writer.
+    pub public_key: [u8; 32],
+    /// Salt (at most 64 bytes); the record lives at SHA-1(public key ‖ salt).
+    pub salt: &'a [u8],
+    /// Sequence number: peers keep only the highest.
+    pub seq: u64,
+    /// Ed25519 signature over the BEP 44 form of (salt, seq, value).
+    pub signature: [u8; 64],
+    /// Compare-and-swap: store only where the held sequence number equals this.
+    pub cas: Option<u64>,
+}
+
 /// Why a command was refused. Nothing was sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {
@@ -61,6 +76,8 @@ pub enum Error {
     StoreFull,
     /// Signed records need the `signed` feature.
     Unsupported,
+    /// The signature does not verify for this public key, salt, sequence number and value.
+    BadSignature,
 }
 
 impl fmt::Display for Error {
@@ -79,6 +96,7 @@ impl fmt::Display for Error {
             Error::InvalidAddress => f.write_str("no usable bootstrap address (need IP and port)"),
             Error::StoreFull => f.write_str("local store is full of this node's own records"),
             Error::Unsupported => f.write_str("signed records need kad-core's `signed` feature"),
+            Error::BadSignature => f.write_str("signature does not match public key, salt, seq and value"),
         }
     }
 }
@@ -596,7 +614,22 @@ impl<
         cas: Option<u64>,
         now: Instant,
     ) -> Result<QueryId, Error> {
+        let signature = keypair.sign(salt, seq, value);
+        let signed = SignedPut { public_key: keypair.public_key(), salt, seq, signature, cas };
+        self.put_presigned(&signed, kind, value, now)
+    }
+
+    /// Stores a record signed elsewhere (for example by an HTTP client holding the secret
+    /// key). The signature is verified here first: a bad one is [`Error::BadSignature`].
+    pub fn put_presigned(
+        &mut self,
+        signed: &SignedPut<'_>,
+        kind: ValueKind,
+        value: &[u8],
+        now: Instant,
+    ) -> Result<QueryId, Error> {
         self.advance(now);
+        let salt = signed.salt;
         if salt.len() > MAX_SALT_LEN {
             return Err(Error::SaltTooLarge { len: salt.len() });
         }
@@ -606,15 +639,21 @@ impl<
         if len > max || data.extend_from_slice(salt).is_err() || data.extend_from_slice(value).is_err() {
             return Err(Error::ValueTooLarge { len, max });
         }
-        let public_key = keypair.public_key();
+        let key = signed::key_for(&signed.public_key, salt);
+        signed::verify(&key, &signed.public_key, salt, signed.seq, value, &signed.signature).map_err(
+            |e| match e {
+                signed::SignatureError::Invalid => Error::BadSignature,
+                signed::SignatureError::Unsupported => Error::Unsupported,
+            },
+        )?;
         let record = Record {
-            key: signed::key_for(&public_key, salt),
+            key,
             kind,
             data,
             signature: Some(Signature {
-                public_key,
-                seq,
-                signature: keypair.sign(salt, seq, value),
+                public_key: signed.public_key,
+                seq: signed.seq,
+                signature: signed.signature,
                 salt_len: salt.len() as u8,
             }),
             origin: Origin::Publisher,
@@ -622,7 +661,7 @@ impl<
             stored_at: now,
             republished_at: now,
         };
-        self.publish(record, cas)
+        self.publish(record, signed.cas)
     }
 
     fn publish(&mut self, record: Record<V>, cas: Option<u64>) -> Result<QueryId, Error> {

@@ -357,6 +357,24 @@ mod signed {
     }
 
     #[test]
+    fn a_presigned_put_is_verified_before_anything_is_sent() {
+        use kad_core::{Error, SignedPut};
+        let mut net = Net::build(5, 16, Config::default());
+        let kp = Keypair::from_secret(&[3; 32]);
+        let mut bad = kp.sign(b"k", 1, b"v");
+        bad[0] ^= 1;
+        let put = SignedPut { public_key: kp.public_key(), salt: b"k", seq: 1, signature: bad, cas: None };
+        assert_eq!(
+            net.nodes[1].put_presigned(&put, ValueKind::Text, b"v", net.now),
+            Err(Error::BadSignature)
+        );
+        let good = SignedPut { signature: kp.sign(b"k", 1, b"v"), ..put };
+        let q = net.nodes[1].put_presigned(&good, ValueKind::Text, b"v", net.now).unwrap();
+        net.flush(1);
+        assert!(matches!(net.wait(1, q).0, Outcome::Put(Ok(_))));
+    }
+
+    #[test]
     fn a_forged_signed_record_is_refused() {
         use kad_core::wire::{self, Body, Bytes, Flags, Header, Message, TxId, WireRecord, WireSignature};
         let mut net = Net::build(10, 15, Config::default());
