@@ -299,8 +299,12 @@ struct Query<const K: usize, const V: usize> {
     value_from: Option<(NodeId, u8)>,
     providers: Vec<Peer, MAX_PROVIDERS>,
     outstanding: u16,
-    acks: u16,
+    /// Store phase: peers to ask (the closest that answered), and how many were asked so far.
     tried: u16,
+    stores_sent: u16,
+    /// A request could not be sent for lack of a pending slot: drive again when one frees.
+    starved: bool,
+    acks: u16,
     refusal: Option<StoreStatus>,
     stats: QueryStats,
 }
@@ -1002,6 +1006,20 @@ impl<
         if let Some(qid) = p.request.query() {
             self.drive(qid);
         }
+        self.drive_starved();
+    }
+
+    /// Drives the queries that could not send for lack of a pending slot.
+    fn drive_starved(&mut self) {
+        let mut i = 0;
+        while i < self.queries.len() && !self.pending.is_full() {
+            if self.queries[i].starved {
+                self.queries[i].starved = false;
+                let qid = self.queries[i].id;
+                self.drive(qid);
+            }
+            i += 1;
+        }
     }
 
     fn lookup_success(&mut self, qid: QueryId, sender: NodeId, contacts: &[Peer]) {
@@ -1131,6 +1149,7 @@ impl<
         if let Some(qid) = p.request.query() {
             self.drive(qid);
         }
+        self.drive_starved();
     }
 
     fn request_failed_for_query(&mut self, p: Pending) {
@@ -1195,8 +1214,10 @@ impl<
             value_from: None,
             providers: Vec::new(),
             outstanding: 0,
-            acks: 0,
             tried: 0,
+            stores_sent: 0,
+            starved: false,
+            acks: 0,
             refusal: None,
             stats: QueryStats { started: self.now, finished: self.now, ..QueryStats::default() },
         };
@@ -1261,14 +1282,37 @@ impl<
                     let sent = self.send_request(c.addr, Some(c.id), req, Some(timeout)).is_ok();
                     let Some(q) = self.query_mut(qid) else { return };
                     if !sent {
-                        // No room for another request: ask again when one completes, or at
-                        // the next timeout.
+                        // No room for another request: ask again when a slot frees.
                         q.lookup.retry(&c.id);
+                        q.starved = true;
                         return;
                     }
                     q.stats.requests += 1;
                 }
                 Phase::Storing => {
+                    if q.stores_sent < q.tried {
+                        let Some(c) = q.lookup.succeeded().nth(q.stores_sent as usize).copied() else {
+                            q.tried = q.stores_sent;
+                            continue;
+                        };
+                        let key = *q.lookup.target();
+                        let req = if q.kind == Kind::Provide {
+                            Request::AddProvider { query: Some(qid), key }
+                        } else {
+                            Request::Store { query: Some(qid), key, cached_ttl: None }
+                        };
+                        let timeout = self.rpc_timeout(&c.id);
+                        let sent = self.send_request(c.addr, Some(c.id), req, Some(timeout)).is_ok();
+                        let Some(q) = self.query_mut(qid) else { return };
+                        if !sent {
+                            q.starved = true;
+                            return;
+                        }
+                        q.stores_sent += 1;
+                        q.outstanding += 1;
+                        q.stats.requests += 1;
+                        continue;
+                    }
                     if q.outstanding == 0 {
                         self.finish(qid);
                     }
@@ -1288,31 +1332,10 @@ impl<
         self.routing.touch(&target, now);
         match kind {
             Kind::Put | Kind::Republish | Kind::Provide => {
-                let mut peers: Vec<(NodeId, PeerAddr), K> = Vec::new();
                 let q = self.query_mut(qid).expect("checked above");
-                for c in q.lookup.succeeded() {
-                    let _ = peers.push((c.id, c.addr));
-                }
                 q.phase = Phase::Storing;
-                let mut sent = 0u16;
-                for (id, addr) in peers {
-                    let req = if kind == Kind::Provide {
-                        Request::AddProvider { query: Some(qid), key: target }
-                    } else {
-                        Request::Store { query: Some(qid), key: target, cached_ttl: None }
-                    };
-                    let timeout = self.rpc_timeout(&id);
-                    if self.send_request(addr, Some(id), req, Some(timeout)).is_ok() {
-                        sent += 1;
-                    }
-                }
-                let q = self.query_mut(qid).expect("checked above");
-                q.outstanding = sent;
-                q.tried = sent;
-                q.stats.requests += sent;
-                if sent == 0 {
-                    self.finish(qid);
-                }
+                q.tried = q.lookup.succeeded().count().min(K) as u16;
+                self.drive(qid);
             }
             Kind::Get { .. } => {
                 if found {

@@ -82,6 +82,20 @@ fn put_reports_acks_and_values_keep_their_kind() {
 }
 
 #[test]
+fn puts_that_need_more_requests_than_pending_slots_still_reach_every_holder() {
+    // 8 puts at once need 8 x 20 STOREs, the test node has 64 pending slots.
+    let mut net = Net::build(100, 17, Config::default());
+    let queries: Vec<_> = (0..8u8)
+        .map(|n| net.nodes[9].put(Key::hash(&[n]), ValueKind::Bytes, &[n], net.now).unwrap())
+        .collect();
+    net.flush(9);
+    for q in queries {
+        let Outcome::Put(Ok(acks)) = net.wait(9, q).0 else { panic!() };
+        assert!(acks.stored >= 18, "{acks:?}");
+    }
+}
+
+#[test]
 fn records_expire_after_their_ttl() {
     let config = Config { record_ttl: 2 * HOUR, republish_interval: HOUR / 2, ..Config::default() };
     let mut net = Net::build(50, 3, config);
