@@ -5,7 +5,9 @@
 //! closer peers each answer names, and finishes when nothing is in flight and every candidate
 //! still in the list has answered or failed — that is, when the `K` closest known have answered.
 //! A failed candidate is the first to make room for a newcomer, so dead peers cost one timeout
-//! each and never stall the lookup.
+//! each and never stall the lookup. As in the paper, when an answer brings no peer closer than
+//! the closest already seen, the lookup asks all of the `K` closest it has not asked yet at
+//! once, instead of α at a time, until an answer makes progress again.
 
 use heapless::Vec;
 
@@ -46,12 +48,14 @@ pub struct Lookup<const K: usize> {
     candidates: Vec<Candidate, K>,
     in_flight: u8,
     sent: u16,
+    /// The last answer brought nothing closer: ask all remaining candidates at once.
+    stalled: bool,
 }
 
 impl<const K: usize> Lookup<K> {
     /// A lookup of `target` with no candidates yet.
     pub fn new(target: Key) -> Self {
-        Lookup { target, candidates: Vec::new(), in_flight: 0, sent: 0 }
+        Lookup { target, candidates: Vec::new(), in_flight: 0, sent: 0, stalled: false }
     }
 
     /// The target.
@@ -95,10 +99,11 @@ impl<const K: usize> Lookup<K> {
         self.candidates.insert(pos, Candidate { id, addr, state: PeerState::NotContacted, hop }).is_ok()
     }
 
-    /// The nearest candidate not yet asked, if fewer than `alpha` requests are in flight;
-    /// it is marked waiting.
+    /// The nearest candidate not yet asked, if fewer than `alpha` requests are in flight
+    /// (`K` while the lookup is stalled); it is marked waiting.
     pub fn next(&mut self, alpha: usize) -> Option<Candidate> {
-        if self.in_flight as usize >= alpha {
+        let limit = if self.stalled { K } else { alpha };
+        if self.in_flight as usize >= limit {
             return None;
         }
         let c = self.candidates.iter_mut().find(|c| c.state == PeerState::NotContacted)?;
@@ -120,9 +125,11 @@ impl<const K: usize> Lookup<K> {
     /// `id` answered, naming `closer` peers (merged as candidates one hop further).
     pub fn on_success(&mut self, id: &NodeId, closer: impl Iterator<Item = (NodeId, PeerAddr)>) {
         let hop = self.settle(id, PeerState::Succeeded).map(|c| c.hop).unwrap_or(1);
+        let best = self.candidates.first().map(|c| c.id);
         for (cid, caddr) in closer {
             self.add(cid, caddr, hop.saturating_add(1));
         }
+        self.stalled = self.candidates.first().map(|c| c.id) == best;
     }
 
     /// The request to `id` could not be sent: it goes back to not contacted.
@@ -208,6 +215,23 @@ mod tests {
         }
         assert!(l.is_finished());
         assert_eq!(l.rounds(), 2);
+    }
+
+    #[test]
+    fn an_answer_with_nothing_closer_releases_all_remaining_candidates_at_once() {
+        let mut l = Lookup::<8>::new(Key::from_bytes([0; 20]));
+        for b in 1..=8 {
+            l.add(id(b), a(b), 1);
+        }
+        let first = l.next(3).unwrap();
+        assert!(l.next(3).is_some() && l.next(3).is_some() && l.next(3).is_none());
+        // The closest peer answers with nothing closer than itself: the lookup stalls.
+        l.on_success(&first.id, [(id(7), a(7))].into_iter());
+        let mut released = 0;
+        while l.next(3).is_some() {
+            released += 1;
+        }
+        assert_eq!(released, 5, "all five not yet asked go out at once");
     }
 
     #[test]
