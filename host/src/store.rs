@@ -1,0 +1,342 @@
+//! The host's record store: records in memory, and with a data directory also in an embedded
+//! redb database, written durably before a STORE is acknowledged. The same file keeps the
+//! node's id and its routing contacts across restarts.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use kad_core::presets::host::VALUE;
+use kad_core::store::{Record, RecordMeta, RecordStore, Signature, StoreError};
+use kad_core::{Instant, Key, NodeId, Origin, ValueKind};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const CONTACTS: TableDefinition<&[u8], &str> = TableDefinition::new("contacts");
+
+/// Name of the database file inside the data directory.
+pub const DB_FILE: &str = "kad.redb";
+
+/// A record of the host preset.
+pub type HostRecord = Record<VALUE>;
+
+/// Why the database could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("database {path}: {message}")]
+pub struct DbError {
+    path: String,
+    message: String,
+}
+
+/// Records in memory, optionally backed by a redb file.
+pub struct HostStore {
+    records: BTreeMap<Key, HostRecord>,
+    capacity: usize,
+    db: Option<Database>,
+    failures: u64,
+}
+
+impl HostStore {
+    /// A store that lives only in memory.
+    pub fn in_memory(capacity: usize) -> Self {
+        HostStore { records: BTreeMap::new(), capacity, db: None, failures: 0 }
+    }
+
+    /// Opens (or creates) `dir/kad.redb` and loads the records it holds.
+    pub fn open(dir: &Path, capacity: usize) -> Result<Self, DbError> {
+        let path = dir.join(DB_FILE);
+        let err =
+            |e: &dyn std::fmt::Display| DbError { path: path.display().to_string(), message: e.to_string() };
+        std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
+        let db = Database::create(&path).map_err(|e| err(&e))?;
+        let tx = db.begin_write().map_err(|e| err(&e))?;
+        {
+            tx.open_table(RECORDS).map_err(|e| err(&e))?;
+            tx.open_table(META).map_err(|e| err(&e))?;
+            tx.open_table(CONTACTS).map_err(|e| err(&e))?;
+        }
+        tx.commit().map_err(|e| err(&e))?;
+        let mut records = BTreeMap::new();
+        {
+            let rx = db.begin_read().map_err(|e| err(&e))?;
+            let table = rx.open_table(RECORDS).map_err(|e| err(&e))?;
+            for entry in table.iter().map_err(|e| err(&e))? {
+                let (k, v) = entry.map_err(|e| err(&e))?;
+                let Ok(key) = <[u8; 20]>::try_from(k.value()) else { continue };
+                if let Some(r) = decode_record(Key::from_bytes(key), v.value()) {
+                    records.insert(r.key, r);
+                }
+            }
+        }
+        Ok(HostStore { records, capacity, db: Some(db), failures: 0 })
+    }
+
+    /// True when records are written to disk.
+    pub fn is_persistent(&self) -> bool {
+        self.db.is_some()
+    }
+
+    /// Writes that failed (each refused a STORE).
+    pub fn failures(&self) -> u64 {
+        self.failures
+    }
+
+    /// All records, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = &HostRecord> {
+        self.records.values()
+    }
+
+    /// The node id saved by an earlier run.
+    pub fn saved_id(&self) -> Option<NodeId> {
+        let db = self.db.as_ref()?;
+        let rx = db.begin_read().ok()?;
+        let t = rx.open_table(META).ok()?;
+        let v = t.get("id").ok()??;
+        Some(NodeId::from_bytes(v.value().try_into().ok()?))
+    }
+
+    /// Saves the node id.
+    pub fn save_id(&self, id: &NodeId) -> Result<(), String> {
+        let Some(db) = &self.db else { return Ok(()) };
+        let tx = db.begin_write().map_err(|e| e.to_string())?;
+        {
+            let mut t = tx.open_table(META).map_err(|e| e.to_string())?;
+            t.insert("id", &id.as_bytes()[..]).map_err(|e| e.to_string())?;
+        }
+        tx.commit().map_err(|e| e.to_string())
+    }
+
+    /// The routing contacts saved by an earlier run.
+    pub fn saved_contacts(&self) -> Vec<(NodeId, SocketAddr)> {
+        let Some(db) = &self.db else { return Vec::new() };
+        let read = || -> Result<Vec<(NodeId, SocketAddr)>, Box<dyn std::error::Error>> {
+            let rx = db.begin_read()?;
+            let t = rx.open_table(CONTACTS)?;
+            let mut out = Vec::new();
+            for e in t.iter()? {
+                let (k, v) = e?;
+                if let (Ok(id), Ok(addr)) = (<[u8; 20]>::try_from(k.value()), v.value().parse()) {
+                    out.push((NodeId::from_bytes(id), addr));
+                }
+            }
+            Ok(out)
+        };
+        read().unwrap_or_default()
+    }
+
+    /// Replaces the saved routing contacts.
+    pub fn save_contacts(&self, contacts: &[(NodeId, SocketAddr)]) -> Result<(), String> {
+        let Some(db) = &self.db else { return Ok(()) };
+        let tx = db.begin_write().map_err(|e| e.to_string())?;
+        {
+            let mut t = tx.open_table(CONTACTS).map_err(|e| e.to_string())?;
+            t.retain(|_, _| false).map_err(|e| e.to_string())?;
+            for (id, addr) in contacts {
+                t.insert(&id.as_bytes()[..], addr.to_string().as_str()).map_err(|e| e.to_string())?;
+            }
+        }
+        tx.commit().map_err(|e| e.to_string())
+    }
+
+    fn write(&mut self, key: &Key, value: Option<&[u8]>) -> Result<(), StoreError> {
+        let Some(db) = &self.db else { return Ok(()) };
+        let result = (|| -> Result<(), Box<dyn std::error::Error>> {
+            let tx = db.begin_write()?;
+            {
+                let mut t = tx.open_table(RECORDS)?;
+                match value {
+                    Some(v) => {
+                        t.insert(&key.as_bytes()[..], v)?;
+                    }
+                    None => {
+                        t.remove(&key.as_bytes()[..])?;
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        result.map_err(|e| {
+            self.failures += 1;
+            tracing::error!(error = %e, "record store write failed");
+            StoreError::Io
+        })
+    }
+}
+
+impl RecordStore<VALUE> for HostStore {
+    fn get(&self, key: &Key) -> Option<HostRecord> {
+        self.records.get(key).cloned()
+    }
+
+    fn meta(&self, key: &Key) -> Option<RecordMeta> {
+        self.records.get(key).map(|r| r.meta())
+    }
+
+    fn put(&mut self, record: HostRecord) -> Result<(), StoreError> {
+        if !self.records.contains_key(&record.key) && self.records.len() >= self.capacity {
+            return Err(StoreError::Full);
+        }
+        // Durable first: the node acknowledges only after this returns.
+        self.write(&record.key, Some(&encode_record(&record)))?;
+        self.records.insert(record.key, record);
+        Ok(())
+    }
+
+    fn remove(&mut self, key: &Key) {
+        if self.records.remove(key).is_some() {
+            let _ = self.write(key, None);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn next_key(&self, after: Option<&Key>) -> Option<Key> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let lower = after.map_or(Unbounded, Excluded);
+        self.records.range((lower, Unbounded)).next().map(|(k, _)| *k)
+    }
+}
+
+const FORMAT: u8 = 1;
+
+/// Layout: format, kind, origin, expires_at, stored_at, republished_at (u64 LE ms),
+/// signature flag [public key, seq, signature, salt length], data.
+fn encode_record(r: &HostRecord) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + r.data.len() + 110);
+    out.push(FORMAT);
+    out.push(match r.kind {
+        ValueKind::Bytes => 0,
+        ValueKind::Text => 1,
+    });
+    out.push(match r.origin {
+        Origin::Publisher => 0,
+        Origin::Replica => 1,
+        Origin::Cache => 2,
+    });
+    for t in [r.expires_at, r.stored_at, r.republished_at] {
+        out.extend_from_slice(&t.as_millis().to_le_bytes());
+    }
+    match &r.signature {
+        Some(s) => {
+            out.push(1);
+            out.extend_from_slice(&s.public_key);
+            out.extend_from_slice(&s.seq.to_le_bytes());
+            out.extend_from_slice(&s.signature);
+            out.push(s.salt_len);
+        }
+        None => out.push(0),
+    }
+    out.extend_from_slice(&r.data);
+    out
+}
+
+fn decode_record(key: Key, b: &[u8]) -> Option<HostRecord> {
+    let mut r = Reader(b);
+    if r.u8()? != FORMAT {
+        return None;
+    }
+    let kind = match r.u8()? {
+        0 => ValueKind::Bytes,
+        1 => ValueKind::Text,
+        _ => return None,
+    };
+    let origin = match r.u8()? {
+        0 => Origin::Publisher,
+        1 => Origin::Replica,
+        2 => Origin::Cache,
+        _ => return None,
+    };
+    let expires_at = Instant::from_millis(r.u64()?);
+    let stored_at = Instant::from_millis(r.u64()?);
+    let republished_at = Instant::from_millis(r.u64()?);
+    let signature = match r.u8()? {
+        0 => None,
+        1 => Some(Signature {
+            public_key: r.take(32)?.try_into().ok()?,
+            seq: r.u64()?,
+            signature: r.take(64)?.try_into().ok()?,
+            salt_len: r.u8()?,
+        }),
+        _ => return None,
+    };
+    let data = heapless::Vec::from_slice(r.0).ok()?;
+    Some(Record { key, kind, data, signature, origin, expires_at, stored_at, republished_at })
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn u64(&mut self) -> Option<u64> {
+        self.take(8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(k: &str, signed: bool) -> HostRecord {
+        Record {
+            key: Key::hash(k.as_bytes()),
+            kind: ValueKind::Text,
+            data: heapless::Vec::from_slice(b"saltvalue").unwrap(),
+            signature: signed.then_some(Signature {
+                public_key: [1; 32],
+                seq: 9,
+                signature: [2; 64],
+                salt_len: 4,
+            }),
+            origin: Origin::Replica,
+            expires_at: Instant::from_millis(3),
+            stored_at: Instant::from_millis(1),
+            republished_at: Instant::from_millis(2),
+        }
+    }
+
+    #[test]
+    fn records_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = HostStore::open(dir.path(), 10).unwrap();
+            s.put(record("a", false)).unwrap();
+            s.put(record("b", true)).unwrap();
+            s.put(record("c", false)).unwrap();
+            s.remove(&Key::hash(b"c"));
+            s.save_id(&NodeId::from_bytes([7; 20])).unwrap();
+            s.save_contacts(&[(NodeId::from_bytes([8; 20]), "127.0.0.1:9".parse().unwrap())]).unwrap();
+        }
+        let s = HostStore::open(dir.path(), 10).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.get(&Key::hash(b"a")), Some(record("a", false)));
+        assert_eq!(s.get(&Key::hash(b"b")), Some(record("b", true)));
+        assert_eq!(s.saved_id(), Some(NodeId::from_bytes([7; 20])));
+        assert_eq!(s.saved_contacts().len(), 1);
+    }
+
+    #[test]
+    fn a_full_store_refuses_new_keys() {
+        let mut s = HostStore::in_memory(1);
+        s.put(record("a", false)).unwrap();
+        assert_eq!(s.put(record("b", false)), Err(StoreError::Full));
+        assert!(s.put(record("a", true)).is_ok());
+    }
+}
