@@ -28,6 +28,7 @@ extern crate std;
 
 pub mod addr;
 pub mod config;
+pub mod frame;
 pub mod id;
 pub mod lookup;
 pub mod node;
