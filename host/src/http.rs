@@ -1,5 +1,6 @@
 //! The HTTP API, in the shape of the Python library's HTTP fork: `POST/GET /dht/{key}` with
-//! PUBLIC or SECURED (ed25519-signed) records, `GET /status`, and `GET /metrics` for Prometheus.
+//! PUBLIC or SECURED (ed25519-signed) records, `GET /status`, and `GET /metrics` for Prometheus
+//! (with the relay's counters when a [`crate::Relay`] is attached as an `Extension`).
 //!
 //! SECURED records are BEP 44 records: the URL key is the salt, the record lives at
 //! SHA-1(public key ‖ key), and `sign` is the ed25519 signature of the BEP 44 form of
@@ -12,6 +13,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::Extension;
 use axum::{Json, Router};
 use kad_core::store::MAX_VALUE_LEN;
 use serde::{Deserialize, Serialize};
@@ -206,7 +208,7 @@ async fn status(State(h): State<Handle>) -> Response {
 
 const KINDS: [&str; 6] = ["ping", "find_node", "find_value", "store", "add_provider", "get_providers"];
 
-async fn metrics(State(h): State<Handle>) -> Response {
+async fn metrics(State(h): State<Handle>, relay: Option<Extension<crate::Relay>>) -> Response {
     let s = match h.status().await {
         Ok(s) => s,
         Err(e) => return node_error(e),
@@ -272,5 +274,8 @@ async fn metrics(State(h): State<Handle>) -> Response {
     let _ = writeln!(m, "kad_lookup_duration_seconds_bucket{{le=\"+Inf\"}} {}", s.lookups.count);
     let _ = writeln!(m, "kad_lookup_duration_seconds_sum {}", s.lookups.sum_ms as f64 / 1000.0);
     let _ = writeln!(m, "kad_lookup_duration_seconds_count {}", s.lookups.count);
+    if let Some(Extension(relay)) = relay {
+        relay.stats().write_metrics(&mut m);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m).into_response()
 }

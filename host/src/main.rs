@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use kad_core::signed::Keypair;
 use kad_core::Key;
-use kad_host::{bench, Config, Error, Node, Value};
+use kad_host::{bench, Config, Error, Node, Relay, RelayConfig, Value};
 use serde_json::json;
 
 /// A Kademlia DHT node and client. Start a node with `kad node`; the first node of a new
@@ -66,6 +66,16 @@ struct NodeArgs {
     /// Client mode: query and store, but stay out of other nodes' routing tables.
     #[arg(long)]
     client: bool,
+    /// Relay for browsers: a WebSocket endpoint on this address (ws://ADDR/), e.g.
+    /// 127.0.0.1:8081; also served at /relay on the HTTP server when --http is given.
+    #[arg(long, value_name = "ADDR")]
+    relay: Option<SocketAddr>,
+    /// Most browser connections the relay serves at once.
+    #[arg(long, value_name = "N", default_value_t = 64, requires = "relay")]
+    relay_max_connections: usize,
+    /// Serve the files of DIR at / on the HTTP server (the browser demo: examples/browser).
+    #[arg(long, value_name = "DIR", requires = "http")]
+    web: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -248,11 +258,37 @@ async fn run_node(args: NodeArgs, provide: Option<String>) -> Result<(), Failure
         Some(d) => println!("data:  {} (id, contacts and records survive restarts)", d.display()),
         None => println!("data:  in memory (nothing survives a restart)"),
     }
+    let relay = args.relay.map(|_| {
+        let config = RelayConfig { max_connections: args.relay_max_connections, ..RelayConfig::default() };
+        Relay::new(node.handle(), &bootstrap, config)
+    });
+    if let (Some(relay_addr), Some(relay)) = (args.relay, &relay) {
+        let listener = tokio::net::TcpListener::bind(relay_addr)
+            .await
+            .map_err(|e| Failure(FAILURE, format!("cannot listen for the relay on {relay_addr}: {e}")))?;
+        let app = relay.router();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "relay stopped");
+            }
+        });
+        println!("relay: ws://{relay_addr}/  (browsers: DhtNode.connect(\"ws://{relay_addr}/\"))");
+    }
     if let Some(http) = args.http {
         let listener = tokio::net::TcpListener::bind(http)
             .await
             .map_err(|e| Failure(FAILURE, format!("cannot listen for HTTP on {http}: {e}")))?;
-        let app = kad_host::http::router(node.handle());
+        let mut app = kad_host::http::router(node.handle());
+        if let Some(relay) = &relay {
+            app = app.merge(relay.route()).layer(axum::Extension(relay.clone()));
+        }
+        if let Some(dir) = &args.web {
+            if !dir.join("index.html").is_file() {
+                return Err(Failure(INPUT, format!("--web {}: no index.html there", dir.display())));
+            }
+            app = app.fallback_service(tower_http::services::ServeDir::new(dir));
+            println!("web:   http://{http}/  (files of {})", dir.display());
+        }
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "HTTP server stopped");

@@ -149,6 +149,7 @@ enum Command {
     Provide(Key, Reply<u16>),
     Providers(Key, Reply<Vec<Peer>>),
     Status(oneshot::Sender<Status>),
+    Contacts(oneshot::Sender<Vec<Peer>>),
     Stop(oneshot::Sender<()>),
 }
 
@@ -370,6 +371,13 @@ impl Handle {
         rx.await.map_err(|_| Error::Stopped)
     }
 
+    /// The contacts of the routing table (id and address), as they are now.
+    pub async fn contacts(&self) -> Result<Vec<Peer>, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Command::Contacts(tx)).await.map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)
+    }
+
     /// Stops the node; pending commands fail with [`Error::Stopped`].
     pub async fn stop(&self) {
         let (tx, rx) = oneshot::channel();
@@ -530,7 +538,7 @@ impl Task {
     }
 
     fn command(&mut self, cmd: Command) {
-        let starts_query = !matches!(cmd, Command::Status(_) | Command::Stop(_));
+        let starts_query = !matches!(cmd, Command::Status(_) | Command::Contacts(_) | Command::Stop(_));
         if starts_query && self.core.queries_in_flight() >= host::QUERIES {
             self.deferred.push_back(cmd);
             return;
@@ -564,6 +572,10 @@ impl Task {
             Command::Providers(key, r) => (core.get_providers(key, now), Waiter::Peers(r)),
             Command::Status(r) => {
                 let _ = r.send(self.status());
+                return;
+            }
+            Command::Contacts(r) => {
+                let _ = r.send(self.core.routing().iter().map(|c| Peer { id: c.id, addr: c.addr }).collect());
                 return;
             }
             Command::Stop(_) => return,
