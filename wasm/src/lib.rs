@@ -14,7 +14,7 @@
 //! node.close();
 //! ```
 
-mod js;
+pub mod js;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -194,7 +194,8 @@ impl DhtNode {
                  or pass { WebSocket } from the ws package",
             )
         })?;
-        let ws: WebSocket = Reflect::construct(&ctor, &Array::of1(&JsValue::from_str(&url)))?.unchecked_into();
+        let ws: WebSocket =
+            Reflect::construct(&ctor, &Array::of1(&JsValue::from_str(&url)))?.unchecked_into();
         ws.set_binary_type(BinaryType::Arraybuffer);
 
         let clock = Clock::new();
@@ -294,7 +295,10 @@ impl DhtNode {
     /// Joins (again) through `addrs` ("IP:PORT"), or through the nodes the relay named.
     /// Resolves to the number of contacts in the routing table.
     #[wasm_bindgen(unchecked_return_type = "Promise<number>")]
-    pub fn bootstrap(&self, #[wasm_bindgen(unchecked_param_type = "string[] | undefined")] addrs: JsValue) -> Promise {
+    pub fn bootstrap(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string[] | undefined")] addrs: JsValue,
+    ) -> Promise {
         let addrs: Result<Vec<PeerAddr>, JsValue> = if addrs.is_undefined() || addrs.is_null() {
             Ok(self.inner.borrow().seeds.clone())
         } else {
@@ -328,14 +332,19 @@ impl DhtNode {
     ) -> Promise {
         let parsed = js::key_of(&key).and_then(|k| Ok((k, js::bytes_of(&value, "value")?)));
         match parsed {
-            Ok((k, (bytes, kind))) => self.command(Want::Acks, move |core, now| core.put(k, kind, &bytes, now)),
+            Ok((k, (bytes, kind))) => {
+                self.command(Want::Acks, move |core, now| core.put(k, kind, &bytes, now))
+            }
             Err(e) => Promise::reject(&e),
         }
     }
 
     /// The closest nodes to `target` (a node id in hex, or any key) that answered.
     #[wasm_bindgen(js_name = findNode, unchecked_return_type = "Promise<PeerInfo[]>")]
-    pub fn find_node(&self, #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] target: JsValue) -> Promise {
+    pub fn find_node(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] target: JsValue,
+    ) -> Promise {
         match js::target_of(&target) {
             Ok(t) => self.command(Want::Peers, move |core, now| core.find_node(t, now)),
             Err(e) => Promise::reject(&e),
@@ -344,7 +353,10 @@ impl DhtNode {
 
     /// Announces this node as a provider of `key`; resolves to the number that recorded it.
     #[wasm_bindgen(unchecked_return_type = "Promise<number>")]
-    pub fn provide(&self, #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] key: JsValue) -> Promise {
+    pub fn provide(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] key: JsValue,
+    ) -> Promise {
         match js::key_of(&key) {
             Ok(k) => self.command(Want::Acks, move |core, now| core.provide(k, now)),
             Err(e) => Promise::reject(&e),
@@ -394,7 +406,8 @@ impl DhtNode {
         #[wasm_bindgen(js_name = publicKey, unchecked_param_type = "Uint8Array")] public_key: JsValue,
         #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] name: JsValue,
     ) -> Promise {
-        let parsed = js::array32(&public_key, "publicKey").and_then(|pk| Ok((pk, js::bytes_of(&name, "name")?.0)));
+        let parsed =
+            js::array32(&public_key, "publicKey").and_then(|pk| Ok((pk, js::bytes_of(&name, "name")?.0)));
         match parsed {
             Ok((pk, salt)) => self.command(Want::Signed, move |core, now| core.get_signed(&pk, &salt, now)),
             Err(e) => Promise::reject(&e),
@@ -422,7 +435,8 @@ impl DhtNode {
     #[wasm_bindgen(unchecked_return_type = "PeerInfo[]")]
     pub fn peers(&self) -> JsValue {
         let i = self.inner.borrow();
-        let peers: Vec<_> = i.core.routing().iter().map(|c| kad_core::Peer { id: c.id, addr: c.addr }).collect();
+        let peers: Vec<_> =
+            i.core.routing().iter().map(|c| kad_core::Peer { id: c.id, addr: c.addr }).collect();
         js::peers_to_js(peers.iter())
     }
 
@@ -467,7 +481,10 @@ impl DhtNode {
 
     /// Sets the callback that receives every [`DhtEvent`](#) (or `null` to remove it).
     #[wasm_bindgen(setter, js_name = onEvent)]
-    pub fn set_on_event(&self, #[wasm_bindgen(unchecked_param_type = "((event: DhtEvent) => void) | null")] f: JsValue) {
+    pub fn set_on_event(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "((event: DhtEvent) => void) | null")] f: JsValue,
+    ) {
         self.inner.borrow_mut().on_event = f.dyn_into::<Function>().ok();
     }
 
@@ -652,7 +669,11 @@ fn failed<const V: usize>(o: &Outcome<V>) -> bool {
 }
 
 /// The JavaScript result of a finished query, or the message of its Error.
-fn settle<const V: usize>(want: Want, outcome: Outcome<V>, rc: &Rc<RefCell<Inner>>) -> Result<JsValue, String> {
+fn settle<const V: usize>(
+    want: Want,
+    outcome: Outcome<V>,
+    rc: &Rc<RefCell<Inner>>,
+) -> Result<JsValue, String> {
     match (want, outcome) {
         (Want::Connect, Outcome::Bootstrap(r)) => match r {
             Ok(_) => Ok(JsValue::from(DhtNode { inner: rc.clone() })),
