@@ -14,6 +14,8 @@
 //! node.close();
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod js;
 
 use std::cell::RefCell;
@@ -199,8 +201,7 @@ impl DhtNode {
         ws.set_binary_type(BinaryType::Arraybuffer);
 
         let clock = Clock::new();
-        let mut config = Config::default();
-        config.client_mode = client_mode;
+        let config = Config { client_mode, ..Config::default() };
         let mut rng = JsRng;
         let id = NodeId::random(&mut rng);
         let core = Box::new(Core::new(id, config, preset::Store::new(), &mut rng, clock.now()));

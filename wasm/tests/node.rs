@@ -62,7 +62,10 @@ thread_local! {
     static WORLD: RefCell<Option<World>> = const { RefCell::new(None) };
 }
 
-fn install_world() -> (Closure<dyn FnMut(JsValue)>, Closure<dyn FnMut(JsValue, Uint8Array)>) {
+/// The fake socket's hooks; they must live as long as the test uses the socket.
+type Hooks = (Closure<dyn FnMut(JsValue)>, Closure<dyn FnMut(JsValue, Uint8Array)>);
+
+fn install_world() -> Hooks {
     let clock = Clock::new();
     let mut rng = JsRng;
     let core = preset::Node::new(
