@@ -155,9 +155,9 @@ impl DhtNode {
     #[wasm_bindgen(unchecked_return_type = "Promise<DhtNode>")]
     pub fn connect(
         #[wasm_bindgen(js_name = relayUrl)] relay_url: String,
-        #[wasm_bindgen(unchecked_param_type = "ConnectOptions")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "ConnectOptions")] options: Option<JsValue>,
     ) -> Promise {
-        match Self::open(relay_url, &options) {
+        match Self::open(relay_url, &options.unwrap_or(JsValue::UNDEFINED)) {
             Ok(p) => p,
             Err(e) => Promise::reject(&e),
         }
@@ -284,7 +284,11 @@ impl DhtNode {
             if let Some(rc) = weak.upgrade() {
                 let waiting = rc.borrow().waiters.iter().any(|w| w.want == Want::Connect);
                 if waiting {
-                    let msg = format!("no answer from the relay within {timeout_ms} ms");
+                    let msg = if rc.borrow().local.is_none() {
+                        format!("no answer from the relay within {timeout_ms} ms")
+                    } else {
+                        format!("bootstrap did not finish within {timeout_ms} ms")
+                    };
                     shut(&rc, 1000, &msg);
                 }
             }
@@ -298,15 +302,14 @@ impl DhtNode {
     #[wasm_bindgen(unchecked_return_type = "Promise<number>")]
     pub fn bootstrap(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "string[] | undefined")] addrs: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "string[]")] addrs: Option<JsValue>,
     ) -> Promise {
-        let addrs: Result<Vec<PeerAddr>, JsValue> = if addrs.is_undefined() || addrs.is_null() {
-            Ok(self.inner.borrow().seeds.clone())
-        } else {
-            match addrs.dyn_into::<Array>() {
+        let addrs: Result<Vec<PeerAddr>, JsValue> = match addrs {
+            None => Ok(self.inner.borrow().seeds.clone()),
+            Some(addrs) => match addrs.dyn_into::<Array>() {
                 Ok(a) => a.iter().map(|v| js::parse_addr(&v.as_string().unwrap_or_default())).collect(),
                 Err(_) => Err(js::type_error("addrs must be an array of \"IP:PORT\" strings")),
-            }
+            },
         };
         match addrs {
             Ok(addrs) => self.command(Want::Count, move |core, now| core.bootstrap(&addrs, now)),
@@ -632,7 +635,9 @@ fn drive(rc: &Rc<RefCell<Inner>>) {
                 js::clear_timeout(&handle);
             }
             if let (Some(at), Some(f)) = (next, &i.on_timer) {
-                let wait = at.as_millis().saturating_sub(i.clock.now().as_millis()) as f64;
+                // setTimeout takes at most 2^31 - 1 ms; a later deadline is met by waking early.
+                let wait =
+                    at.as_millis().saturating_sub(i.clock.now().as_millis()).min(i32::MAX as u64) as f64;
                 let handle = js::set_timeout(f.as_ref().unchecked_ref(), wait);
                 i.timer = Some((handle, at));
             }

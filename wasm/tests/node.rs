@@ -184,17 +184,17 @@ fn addresses_sequence_numbers_and_keys_are_checked() {
 #[wasm_bindgen_test]
 async fn connect_fails_with_clear_errors() {
     let no_ctor = js::object(&[("WebSocket", JsValue::from_f64(42.0))]);
-    let e = settle(DhtNode::connect("ws://x/".into(), no_ctor)).await.unwrap_err();
+    let e = settle(DhtNode::connect("ws://x/".into(), Some(no_ctor))).await.unwrap_err();
     assert!(e.starts_with("no WebSocket in this runtime"), "{e}");
-    let e = settle(DhtNode::connect("ws://unreachable/".into(), options(&[]))).await.unwrap_err();
+    let e = settle(DhtNode::connect("ws://unreachable/".into(), Some(options(&[])))).await.unwrap_err();
     assert_eq!(e, "cannot reach the relay at ws://unreachable/");
-    let e = settle(DhtNode::connect("ws://full/".into(), options(&[]))).await.unwrap_err();
+    let e = settle(DhtNode::connect("ws://full/".into(), Some(options(&[])))).await.unwrap_err();
     assert_eq!(e, "the relay closed the connection (1013: relay full: 1 connections)");
     let quick = options(&[("timeoutMs", 50.into())]);
-    let e = settle(DhtNode::connect("ws://silent/".into(), quick)).await.unwrap_err();
+    let e = settle(DhtNode::connect("ws://silent/".into(), Some(quick))).await.unwrap_err();
     assert_eq!(e, "no answer from the relay within 50 ms");
     let bad = options(&[("bootstrap", Array::of1(&"nowhere".into()).into())]);
-    let e = settle(DhtNode::connect("ws://fake/".into(), bad)).await.unwrap_err();
+    let e = settle(DhtNode::connect("ws://fake/".into(), Some(bad))).await.unwrap_err();
     assert!(e.starts_with("bad address \"nowhere\""), "{e}");
 }
 
@@ -210,7 +210,7 @@ async fn a_node_joins_stores_and_reads_through_the_relay() {
         }
     });
     let opts = options(&[("onEvent", on_event.as_ref().clone())]);
-    let node = settle(DhtNode::connect("ws://fake/".into(), opts)).await.expect("connects");
+    let node = settle(DhtNode::connect("ws://fake/".into(), Some(opts))).await.expect("connects");
     let node = DhtNode::try_from_js_value(node).expect("a DhtNode");
     assert_eq!(node.address().as_deref(), Some("127.0.0.1:40000"));
     assert!(node.client_mode());
