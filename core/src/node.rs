@@ -1666,7 +1666,14 @@ impl<
             let Some(meta) = self.store.meta(&key) else { continue };
             match meta.origin {
                 Origin::Publisher => {
-                    if now >= meta.republished_at + self.config.publisher_republish_interval {
+                    // The fresh copies must land before the last ones expire: at the latest one
+                    // holder republish interval (at most half the TTL) before the expiry, since
+                    // the publisher interval defaults to the TTL itself. Otherwise a value is
+                    // gone for a while every 24 h (the simulator found 0.3% of values at 24 h).
+                    let lead = self.config.republish_interval.min(self.config.record_ttl / 2);
+                    let due = (meta.republished_at + self.config.publisher_republish_interval)
+                        .min(meta.expires_at - lead);
+                    if now >= due {
                         self.republish(key, true);
                     }
                 }
