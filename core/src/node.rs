@@ -903,6 +903,11 @@ impl<
                 // A cached copy never replaces a primary one.
                 return StoreStatus::Stored;
             }
+            if same && old.origin == Origin::Replica && old.expires_at > rec.expires_at {
+                // An older copy of the same value (a holder republishing its remaining TTL)
+                // must not shorten the life a fresher one (the publisher's republish) gave it.
+                rec.expires_at = old.expires_at;
+            }
         }
         match self.store_local(rec) {
             Ok(()) => StoreStatus::Stored,
