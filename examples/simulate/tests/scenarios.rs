@@ -52,9 +52,10 @@ fn with_ten_percent_loss_lookups_still_succeed() {
 #[test]
 fn under_churn_values_whose_publishers_stay_remain_retrievable() {
     let mut p = small(Scenario::Churn);
-    // A 2 h TTL so that the run crosses it: the publishers' republish must land before the
-    // copies of the first put expire.
-    p.record_ttl = 2 * HOUR;
+    // The run ends when the copies of the first put expire (a 3 h TTL instead of 24 h): the
+    // values are found only if the publishers' republish landed before, and if the holders'
+    // hourly republish (with the old expiry) did not undo it.
+    p.record_ttl = 3 * HOUR;
     p.duration = 3 * HOUR;
     let r = simulate(&p);
     // 20% of 500 nodes per hour for 3 hours: about 300 leave (and as many join or return).
