@@ -129,7 +129,7 @@ struct Slot {
     up: bool,
     /// The earliest timer entry queued for this node (u64::MAX: none).
     timer_at: u64,
-    /// A publisher that stays: never picked to leave by churn.
+    /// A publisher (until it leaves on purpose): never picked to leave by churn.
     protected: bool,
     /// Position in `live` while up.
     live_pos: u32,
@@ -334,9 +334,8 @@ impl Sim<'_, '_> {
             let mut data = [0u8; 32];
             self.work_rng.fill(&mut data);
             self.values.push(Value { key: Key::from_bytes(key), data, publisher, ok: false });
-            if p.publishers_leave_after.is_none() {
-                self.slots[publisher as usize].protected = true;
-            }
+            // Publishers stay: for good, or until `publishers_leave_after`.
+            self.slots[publisher as usize].protected = true;
             let at = start + (v as u64 * PUT_WINDOW.as_millis() as u64) / p.puts as u64;
             self.queue.push(at, Ev::Work(Work::Put { value: v as u32, attempt: 0 }));
         }
@@ -701,6 +700,7 @@ impl Sim<'_, '_> {
             Work::PublishersLeave => {
                 for v in 0..self.values.len() {
                     let slot = self.values[v].publisher;
+                    self.slots[slot as usize].protected = false;
                     if self.slots[slot as usize].up {
                         self.leave(slot, false);
                         self.join();
