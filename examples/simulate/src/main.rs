@@ -68,6 +68,9 @@ struct Cli {
     /// Values probed every simulated hour (default 100).
     #[arg(long)]
     probe: Option<usize>,
+    /// Record lifetime, e.g. 24h (the publisher republishes at the same interval).
+    #[arg(long, value_parser = parse_duration)]
+    record_ttl: Option<Duration>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -85,7 +88,7 @@ impl Cli {
              latency_min_ms => latency_min_ms, latency_max_ms => latency_max_ms,
              jitter_ms => jitter_ms, churn => churn_per_hour, rejoin => rejoin,
              duration => duration, seed => seed, join_rate => join_rate, settle => settle,
-             probe => probe);
+             probe => probe, record_ttl => record_ttl);
         if self.publishers_leave_after.is_some() {
             p.publishers_leave_after = self.publishers_leave_after;
         }

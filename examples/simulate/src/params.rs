@@ -60,6 +60,10 @@ pub struct Params {
     pub settle: Duration,
     /// Values probed with a FIND_VALUE every simulated hour (0 = none).
     pub probe: usize,
+    /// Lifetime of a record; the publisher republishes at the same interval and cached copies
+    /// live at most half of it, as in the core's defaults (24 h).
+    #[serde(serialize_with = "secs")]
+    pub record_ttl: Duration,
 }
 
 impl Params {
@@ -83,6 +87,7 @@ impl Params {
             join_rate: 100.0,
             settle: Duration::from_secs(600),
             probe: 100,
+            record_ttl: Duration::from_secs(24 * 3600),
         };
         match scenario {
             Scenario::Static => base,
@@ -129,6 +134,10 @@ impl Params {
         }
         if self.duration < Duration::from_secs(1) || self.duration > Duration::from_secs(30 * 24 * 3600) {
             return Err("--duration must be between 1s and 30 days".into());
+        }
+        if self.record_ttl < Duration::from_secs(60) || self.record_ttl > Duration::from_secs(30 * 24 * 3600)
+        {
+            return Err("--record-ttl must be between 1m and 30 days".into());
         }
         if self.puts > 1_000_000 || self.lookups > 10_000_000 || self.gets > 10_000_000 {
             return Err("at most 1,000,000 puts and 10,000,000 lookups or gets".into());

@@ -134,6 +134,10 @@ pub struct Network {
     pub bootstraps_failed: usize,
     /// Mean routing table size of the nodes up at the end.
     pub contacts_per_node: f64,
+    /// Mean buckets in use per routing table (nodes up at the end).
+    pub buckets_per_node: f64,
+    /// Most buckets in use by one routing table (the preset allows `B`).
+    pub buckets_max: usize,
     /// Datagrams sent by nodes.
     pub datagrams: u64,
     /// Datagrams dropped by the simulated loss.
@@ -142,6 +146,8 @@ pub struct Network {
     pub to_down_nodes: u64,
     /// Requests that timed out, summed over nodes up at the end.
     pub timeouts: u64,
+    /// Requests sent again after a timeout, summed over nodes up at the end.
+    pub retries: u64,
     /// Requests not sent because a node's pending table was full (nodes up at the end).
     pub requests_dropped: u64,
     /// Replies not sent because a node's reply queue was full (nodes up at the end).
@@ -175,6 +181,21 @@ pub struct Cost {
     pub events_per_second: f64,
     /// Peak resident memory of the process (VmHWM), in bytes; 0 where unknown.
     pub peak_rss_bytes: u64,
+    /// The same, phase by phase: build (joins and settling), measure, check.
+    pub phases: Vec<Phase>,
+}
+
+/// What one phase of a run cost.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Phase {
+    /// "build", "measure" or "check".
+    pub name: &'static str,
+    /// Simulated seconds.
+    pub virtual_seconds: f64,
+    /// Events handled.
+    pub events: u64,
+    /// CPU seconds.
+    pub cpu_seconds: f64,
 }
 
 /// Everything a run reports.
@@ -290,9 +311,9 @@ pub fn round4(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0
 }
 
-/// CPU time this thread has run so far (/proc/self/schedstat), in seconds; 0 where unknown.
+/// CPU time this thread has run so far (/proc/thread-self/schedstat), in seconds; 0 where unknown.
 pub fn cpu_seconds() -> f64 {
-    let Ok(s) = std::fs::read_to_string("/proc/self/schedstat") else { return 0.0 };
+    let Ok(s) = std::fs::read_to_string("/proc/thread-self/schedstat") else { return 0.0 };
     s.split_whitespace().next().and_then(|ns| ns.parse::<u64>().ok()).map_or(0.0, |ns| ns as f64 / 1e9)
 }
 

@@ -25,7 +25,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::oracle::Oracle;
 use crate::params::Params;
 use crate::queue::Queue;
-use crate::report::{round2, round4, Cost, Dist, Hour, Lookups, Network, Puts, Report, ValueLife};
+use crate::report::{round2, round4, Cost, Dist, Hour, Lookups, Network, Phase, Puts, Report, ValueLife};
 
 /// The simulated node: the `sim` capacity preset with its in-memory record store.
 pub type SimNode = sim::Node;
@@ -129,7 +129,7 @@ struct Slot {
     up: bool,
     /// The earliest timer entry queued for this node (u64::MAX: none).
     timer_at: u64,
-    /// A publisher that stays: never picked to leave by churn.
+    /// A publisher (until it leaves on purpose): never picked to leave by churn.
     protected: bool,
     /// Position in `live` while up.
     live_pos: u32,
@@ -231,6 +231,7 @@ struct Sim<'p, 'f> {
     net: Network,
     events: u64,
     cpu_at_start: f64,
+    phases: Vec<Phase>,
     progress: &'f mut dyn FnMut(Progress<'_>),
 }
 
@@ -239,7 +240,7 @@ pub fn run(p: &Params, progress: &mut dyn FnMut(Progress<'_>)) -> Report {
     let wall = WallClock::now();
     let mut s = Sim {
         p,
-        config: Config::default(),
+        config: node_config(p),
         now: 0,
         queue: Queue::new(),
         slots: Vec::with_capacity(p.nodes + 16),
@@ -268,16 +269,44 @@ pub fn run(p: &Params, progress: &mut dyn FnMut(Progress<'_>)) -> Report {
         net: Network::default(),
         events: 0,
         cpu_at_start: crate::report::cpu_seconds(),
+        phases: Vec::new(),
         progress,
     };
     s.build();
+    s.phase_done("build");
     s.measure();
+    s.phase_done("measure");
     s.check();
+    s.phase_done("check");
     s.report(wall.elapsed().as_secs_f64())
+}
+
+/// The nodes' settings: the core's defaults, with the record TTL of `p`.
+fn node_config(p: &Params) -> Config {
+    let mut c = Config::default();
+    c.record_ttl = p.record_ttl;
+    c.publisher_republish_interval = p.record_ttl;
+    c.cache_ttl_max = c.cache_ttl_max.min(p.record_ttl / 2);
+    c
 }
 
 impl Sim<'_, '_> {
     // ----- phases ----------------------------------------------------------------------------
+
+    /// Records what the phase that just ended cost.
+    fn phase_done(&mut self, name: &'static str) {
+        let (events, cpu, virt) = self
+            .phases
+            .iter()
+            .fold((0, 0.0, 0.0), |(e, c, v), p| (e + p.events, c + p.cpu_seconds, v + p.virtual_seconds));
+        let cpu_now = crate::report::cpu_seconds() - self.cpu_at_start;
+        self.phases.push(Phase {
+            name,
+            virtual_seconds: self.now as f64 / 1000.0 - virt,
+            events: self.events - events,
+            cpu_seconds: round2(cpu_now - cpu),
+        });
+    }
 
     fn build(&mut self) {
         let gap = 1000.0 / self.p.join_rate;
@@ -305,9 +334,8 @@ impl Sim<'_, '_> {
             let mut data = [0u8; 32];
             self.work_rng.fill(&mut data);
             self.values.push(Value { key: Key::from_bytes(key), data, publisher, ok: false });
-            if p.publishers_leave_after.is_none() {
-                self.slots[publisher as usize].protected = true;
-            }
+            // Publishers stay: for good, or until `publishers_leave_after`.
+            self.slots[publisher as usize].protected = true;
             let at = start + (v as u64 * PUT_WINDOW.as_millis() as u64) / p.puts as u64;
             self.queue.push(at, Ev::Work(Work::Put { value: v as u32, attempt: 0 }));
         }
@@ -672,6 +700,7 @@ impl Sim<'_, '_> {
             Work::PublishersLeave => {
                 for v in 0..self.values.len() {
                     let slot = self.values[v].publisher;
+                    self.slots[slot as usize].protected = false;
                     if self.slots[slot as usize].up {
                         self.leave(slot, false);
                         self.join();
@@ -878,12 +907,15 @@ impl Sim<'_, '_> {
                 _ => {}
             }
         }
-        let mut contacts = 0usize;
+        let (mut contacts, mut buckets) = (0usize, 0usize);
         for &slot in &self.live {
             let Some(node) = self.slots[slot as usize].node.as_deref() else { continue };
             contacts += node.routing().len();
+            buckets += node.routing().bucket_count();
+            self.net.buckets_max = self.net.buckets_max.max(node.routing().bucket_count());
             let st = node.stats();
             self.net.timeouts += st.timeouts;
+            self.net.retries += st.retries;
             self.net.requests_dropped += st.requests_dropped;
             self.net.replies_dropped += st.replies_dropped;
             self.net.records_evicted += st.records_evicted;
@@ -895,6 +927,7 @@ impl Sim<'_, '_> {
         }
         self.net.nodes_up_at_end = self.live.len();
         self.net.contacts_per_node = round2(contacts as f64 / self.live.len().max(1) as f64);
+        self.net.buckets_per_node = round2(buckets as f64 / self.live.len().max(1) as f64);
         let mut life = ValueLife { hours: std::mem::take(&mut self.hours), ..ValueLife::default() };
         for h in &life.hours {
             if h.probed > 0 && h.found == 0 && life.gone_at_hour.is_none() {
@@ -924,6 +957,7 @@ impl Sim<'_, '_> {
             cpu_seconds: round2(crate::report::cpu_seconds() - self.cpu_at_start),
             events_per_second: (self.events as f64 / wall_seconds.max(1e-9)).round(),
             peak_rss_bytes: crate::report::peak_rss_bytes(),
+            phases: std::mem::take(&mut self.phases),
         };
         Report {
             params: self.p.clone(),
