@@ -17,8 +17,10 @@ use kad_core::{Acks, Key, PeerAddr, QueryError, Record, ValueKind};
 pub use kad_core::Peer;
 
 /// Calls in progress at once through all [`Dht`] handles; further calls wait for a free slot.
-/// Also the depth of the command queue.
-pub const CALLERS: usize = 2;
+/// Also the depth of the command queue. One: the `embedded` preset runs two queries at once, of
+/// which maintenance (bucket refresh, republish) may take one, so a second caller would mostly
+/// wait for the first anyway; each slot costs about `2 × V` bytes.
+pub const CALLERS: usize = 1;
 
 /// Bootstrap addresses accepted by one [`Dht::bootstrap`] call.
 pub const MAX_BOOTSTRAP: usize = 4;
@@ -94,15 +96,41 @@ pub(crate) struct Request<const V: usize> {
     pub command: Command<V>,
 }
 
+/// A value found by [`Dht::get`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found<const V: usize> {
+    /// Text or bytes, as it was put.
+    pub kind: ValueKind,
+    /// The value (without the salt of a signed record).
+    pub data: Vec<u8, V>,
+}
+
+impl<const V: usize> Found<V> {
+    /// The value as text, if it was put as text and is UTF-8.
+    pub fn as_text(&self) -> Option<&str> {
+        match self.kind {
+            ValueKind::Text => core::str::from_utf8(&self.data).ok(),
+            ValueKind::Bytes => None,
+        }
+    }
+}
+
+impl<const V: usize> From<Record<V>> for Found<V> {
+    fn from(r: Record<V>) -> Self {
+        // The value is a suffix of the record's data, so it always fits.
+        Found { kind: r.kind, data: Vec::from_slice(r.value()).unwrap_or_default() }
+    }
+}
+
 /// What the runner answers; only the parts of the core's outcome a caller needs, sized by `K`.
 #[derive(Clone, Debug)]
-// Bounded by the capacities; there is no allocator to box the record.
+// Bounded by the capacities; there is no allocator to box the large variants.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Answer<const V: usize, const K: usize> {
     Bootstrap(usize),
     Peers(Vec<Peer, K>),
     Providers(Vec<Peer, MAX_PROVIDERS>),
-    Record(Record<V>),
+    Found(Found<V>),
     Acks(Acks),
 }
 
@@ -110,7 +138,7 @@ pub(crate) type Reply<const V: usize, const K: usize> = Result<Answer<V, K>, Dht
 
 /// The queues between [`Dht`] handles and the runner: a command channel of depth [`CALLERS`] and
 /// one reply slot per caller. Put it in a `static` (its constructor is `const`); about
-/// `CALLERS × (V + K × 40)` bytes.
+/// `CALLERS × 2 × V` bytes.
 pub struct Shared<M: RawMutex, const V: usize, const K: usize> {
     pub(crate) commands: Channel<M, Request<V>, CALLERS>,
     slots: [Mutex<M, u32>; CALLERS],
@@ -210,14 +238,14 @@ impl<M: RawMutex, const V: usize, const K: usize> Dht<'_, M, V, K> {
     }
 
     /// Finds the value stored under `key` (hashed as in [`Dht::put`]).
-    pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Record<V>, DhtError> {
+    pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Found<V>, DhtError> {
         self.get_key(Key::hash(key.as_ref())).await
     }
 
     /// Finds the value stored under an already hashed key.
-    pub async fn get_key(&self, key: Key) -> Result<Record<V>, DhtError> {
+    pub async fn get_key(&self, key: Key) -> Result<Found<V>, DhtError> {
         match self.call(Command::Get(key)).await? {
-            Answer::Record(r) => Ok(r),
+            Answer::Found(f) => Ok(f),
             _ => unreachable!("a get is answered with a record"),
         }
     }

@@ -35,7 +35,7 @@ mod fmt;
 pub mod dht;
 pub mod runner;
 
-pub use dht::{Dht, DhtError, Shared, Value, CALLERS, MAX_BOOTSTRAP};
+pub use dht::{Dht, DhtError, Found, Shared, Value, CALLERS, MAX_BOOTSTRAP};
 pub use kad_core;
 pub use runner::{endpoint, now, peer_addr, Runner, RunnerStats, SocketBuffers};
 

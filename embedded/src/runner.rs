@@ -12,7 +12,7 @@ use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_time::{Duration, Timer};
 use heapless::Vec;
 use kad_core::wire::MAX_DATAGRAM;
-use kad_core::{Error, Event, Instant, Node, Outcome, PeerAddr, QueryId, RecordStore};
+use kad_core::{Event, Instant, Node, Outcome, PeerAddr, QueryId, RecordStore};
 
 use crate::dht::{Answer, Command, DhtError, Reply, Request, Shared, CALLERS, MAX_BOOTSTRAP};
 use crate::fmt::Disp;
@@ -107,7 +107,7 @@ pub struct RunnerStats {
     pub send_failed: u64,
     /// Times the send queue was stuck for [`SEND_STALL`] and was emptied.
     pub send_stalls: u64,
-    /// Commands that waited because all the node's query slots were busy.
+    /// Loop turns in which commands waited because all the node's query slots were busy.
     pub commands_waited: u64,
 }
 
@@ -144,7 +144,6 @@ pub struct Runner<
     bootstrap_at: Option<embassy_time::Instant>,
     bootstrap_wait: Duration,
     inflight: Vec<InFlight, CALLERS>,
-    parked: Option<Request<V>>,
     stats: RunnerStats,
 }
 
@@ -189,7 +188,6 @@ impl<
             bootstrap_query: None,
             bootstrap_wait: BOOTSTRAP_RETRY,
             inflight: Vec::new(),
-            parked: None,
             stats: RunnerStats::default(),
         })
     }
@@ -209,25 +207,25 @@ impl<
         }
         loop {
             self.maybe_bootstrap();
-            if let Some(req) = self.parked.take() {
-                self.start(req);
-            }
             self.drain().await;
 
             let mut wake = self.node.poll_timeout().map(deadline).unwrap_or(embassy_time::Instant::MAX);
             if let Some(at) = self.bootstrap_at {
                 wake = wake.min(at);
             }
-            let parked = self.parked.is_some();
+            // While all query slots are taken, take no command: it stays in the channel and
+            // callers wait, which is the back-pressure. A slot frees when a query finishes.
+            let full = self.node.queries_in_flight() >= Q;
+            if full {
+                self.stats.commands_waited += 1;
+            }
             let Runner { socket, node, shared, stats, .. } = &mut self;
             let datagram = socket.recv_from_with(|bytes, meta| {
                 stats.received += 1;
                 node.handle_datagram(now(), peer_addr(meta.endpoint), bytes);
             });
-            // While a command waits for a free query slot, take no more: the channel stays full
-            // and callers wait, which is the back-pressure.
             let command = async {
-                if parked {
+                if full {
                     core::future::pending().await
                 } else {
                     shared.commands.receive().await
@@ -270,7 +268,7 @@ impl<
         self.bootstrap_wait = (self.bootstrap_wait * 2).min(BOOTSTRAP_RETRY_MAX);
     }
 
-    /// Hands a command to the node; a command refused for lack of a query slot waits (parked).
+    /// Hands a command to the node; one it refuses is answered at once with the reason.
     fn start(&mut self, req: Request<V>) {
         // A newer ticket on a slot means its earlier caller gave up: its answer goes nowhere.
         self.inflight.retain(|f| f.slot != req.slot);
@@ -287,10 +285,6 @@ impl<
             Ok(query) => {
                 // One entry per slot at most, and there are CALLERS slots.
                 let _ = self.inflight.push(InFlight { query, slot: req.slot, ticket: req.ticket });
-            }
-            Err(Error::Busy { .. }) => {
-                self.stats.commands_waited += 1;
-                self.parked = Some(req);
             }
             Err(e) => self.answer(req.slot, req.ticket, Err(DhtError::Refused(e))),
         }
@@ -363,7 +357,7 @@ impl<
         let reply = match outcome {
             Outcome::Bootstrap(r) => r.map(Answer::Bootstrap),
             Outcome::FindNode(r) => r.map(|peers| Answer::Peers(peers.into_iter().take(K).collect())),
-            Outcome::Get(r) => r.map(Answer::Record),
+            Outcome::Get(r) => r.map(|rec| Answer::Found(rec.into())),
             Outcome::Put(r) | Outcome::Provide(r) => r.map(Answer::Acks),
             Outcome::GetProviders(r) => r.map(Answer::Providers),
         };

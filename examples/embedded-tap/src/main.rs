@@ -19,7 +19,7 @@ use embassy_executor::Spawner;
 use embassy_net::{Ipv4Address, Ipv4Cidr, StackResources, StaticConfigV4};
 use embassy_net_tuntap::TunTapDevice;
 use embassy_time::{Duration, Timer};
-use kad_core::{Config, PeerAddr, ValueKind};
+use kad_core::{Config, PeerAddr};
 use kad_embedded::embedded::{self as kad, Dht, Node, Runner, Shared};
 use kad_embedded::SocketBuffers;
 use rand::RngCore;
@@ -173,9 +173,9 @@ async fn wait_for_peers(dht: Dht<'static>) {
 
 async fn get(dht: Dht<'static>, key: &str) {
     match dht.get(key).await {
-        Ok(r) => match (r.kind, std::str::from_utf8(r.value())) {
-            (ValueKind::Text, Ok(text)) => println!("get {key}: {text}"),
-            _ => println!("get {key}: {:02x?}", r.value()),
+        Ok(found) => match found.as_text() {
+            Some(text) => println!("get {key}: {text}"),
+            None => println!("get {key}: {:02x?}", found.data),
         },
         Err(e) => println!("get {key} failed: {e}"),
     }
