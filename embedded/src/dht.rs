@@ -275,3 +275,41 @@ impl<M: RawMutex, const V: usize, const K: usize> Dht<'_, M, V, K> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kad_core::{Instant, Origin};
+
+    #[test]
+    fn a_found_value_drops_the_salt_of_a_signed_record_and_reads_as_text() {
+        let mut data: Vec<u8, 16> = Vec::new();
+        data.extend_from_slice(b"saltvalue").unwrap();
+        let record = Record {
+            key: Key::hash(b"k"),
+            kind: ValueKind::Text,
+            data,
+            signature: Some(kad_core::store::Signature {
+                public_key: [0; 32],
+                seq: 1,
+                signature: [0; 64],
+                salt_len: 4,
+            }),
+            origin: Origin::Replica,
+            expires_at: Instant::ZERO,
+            stored_at: Instant::ZERO,
+            republished_at: Instant::ZERO,
+        };
+        let found = Found::from(record);
+        assert_eq!((found.as_text(), &found.data[..]), (Some("value"), &b"value"[..]));
+        let bytes = Found::<4> { kind: ValueKind::Bytes, data: Vec::from_slice(b"abc").unwrap() };
+        assert_eq!(bytes.as_text(), None);
+    }
+
+    #[test]
+    fn values_say_whether_they_are_text_or_bytes() {
+        assert_eq!(Value::from("hi"), Value::Text("hi"));
+        assert_eq!(Value::from(&b"hi"[..]), Value::Bytes(b"hi"));
+        assert_eq!(Value::from(b"hi"), Value::Bytes(b"hi"));
+    }
+}

@@ -4,7 +4,7 @@
 //!
 //! One task runs the [`Runner`]; any other task uses the DHT through a [`Dht`] handle:
 //!
-//! ```ignore
+//! ```text
 //! use kad_embedded::embedded::{self as kad, Dht, Node, Runner, Shared};
 //! use kad_embedded::SocketBuffers;
 //! use static_cell::StaticCell;

@@ -373,3 +373,31 @@ impl<T: core::fmt::Debug> core::fmt::Display for DebugStr<T> {
         core::fmt::Debug::fmt(&self.0, f)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_peers_round_trip_through_embassy_net_endpoints() {
+        let peer = PeerAddr::V4([10, 1, 2, 3], 8468);
+        let e = endpoint(peer).expect("IPv4 is always on");
+        assert_eq!(e.port, 8468);
+        assert_eq!(peer_addr(e), peer);
+    }
+
+    #[cfg(not(feature = "ipv6"))]
+    #[test]
+    fn ipv6_peers_are_not_sent_to_without_the_ipv6_feature() {
+        assert_eq!(endpoint(PeerAddr::V6([1; 16], 1)), None);
+    }
+
+    #[test]
+    fn socket_buffers_hold_two_largest_datagrams_in_and_one_out() {
+        let b = SocketBuffers::new();
+        assert_eq!(
+            (b.rx.len(), b.tx.len(), b.datagram.len()),
+            (2 * MAX_DATAGRAM, MAX_DATAGRAM, MAX_DATAGRAM)
+        );
+    }
+}
