@@ -37,7 +37,7 @@ pub mod runner;
 
 pub use dht::{Dht, DhtError, Found, Shared, Value, CALLERS, MAX_BOOTSTRAP};
 pub use kad_core;
-pub use runner::{endpoint, now, peer_addr, Runner, RunnerStats, SocketBuffers};
+pub use runner::{endpoint, now, peer_addr, Runner, SocketBuffers};
 
 /// The core's `embedded` capacity preset (K = 8) with this crate's types filled in, using
 /// embassy's `CriticalSectionRawMutex` so the queues can live in a `static`.

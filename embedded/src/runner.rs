@@ -95,22 +95,6 @@ pub fn peer_addr(endpoint: IpEndpoint) -> PeerAddr {
     }
 }
 
-/// Counters of the runner (the node keeps its own in [`Node::stats`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RunnerStats {
-    /// Datagrams handed to the socket.
-    pub sent: u64,
-    /// Datagrams received and given to the node.
-    pub received: u64,
-    /// Datagrams not sent: no route, addressed to this node itself, or an IPv6 peer without
-    /// the `ipv6` feature.
-    pub send_failed: u64,
-    /// Times the send queue was stuck for [`SEND_STALL`] and was emptied.
-    pub send_stalls: u64,
-    /// Loop turns in which commands waited because all the node's query slots were busy.
-    pub commands_waited: u64,
-}
-
 #[derive(Clone, Copy)]
 struct InFlight {
     query: QueryId,
@@ -144,7 +128,6 @@ pub struct Runner<
     bootstrap_at: Option<embassy_time::Instant>,
     bootstrap_wait: Duration,
     inflight: Vec<InFlight, CALLERS>,
-    stats: RunnerStats,
 }
 
 impl<
@@ -163,7 +146,9 @@ impl<
 {
     /// A runner that serves `node` on UDP `port` of `stack` and, once the network is up, joins
     /// through `bootstrap` (up to [`MAX_BOOTSTRAP`] addresses; none for the first node of a
-    /// network), trying again every [`BOOTSTRAP_RETRY`] until a bootstrap succeeds.
+    /// network), trying again after [`BOOTSTRAP_RETRY`], then twice as long each time up to
+    /// [`BOOTSTRAP_RETRY_MAX`], until a bootstrap succeeds. Failed sends are logged; the node
+    /// counts the requests that time out (see `Node::stats`).
     pub fn new(
         stack: Stack<'a>,
         buffers: &'a mut SocketBuffers,
@@ -188,13 +173,7 @@ impl<
             bootstrap_query: None,
             bootstrap_wait: BOOTSTRAP_RETRY,
             inflight: Vec::new(),
-            stats: RunnerStats::default(),
         })
-    }
-
-    /// The runner's counters.
-    pub fn stats(&self) -> RunnerStats {
-        self.stats
     }
 
     /// Serves the DHT forever: waits for the link and the network configuration, then loops
@@ -216,12 +195,8 @@ impl<
             // While all query slots are taken, take no command: it stays in the channel and
             // callers wait, which is the back-pressure. A slot frees when a query finishes.
             let full = self.node.queries_in_flight() >= Q;
-            if full {
-                self.stats.commands_waited += 1;
-            }
-            let Runner { socket, node, shared, stats, .. } = &mut self;
+            let Runner { socket, node, shared, .. } = &mut self;
             let datagram = socket.recv_from_with(|bytes, meta| {
-                stats.received += 1;
                 node.handle_datagram(now(), peer_addr(meta.endpoint), bytes);
             });
             let command = async {
@@ -304,7 +279,7 @@ impl<
             let own = self.stack.config_v4().map(|c| c.address.address());
             let to = endpoint(t.to).filter(|e| Some(e.addr) != own.map(IpAddress::Ipv4));
             let Some(to) = to else {
-                self.stats.send_failed += 1;
+                debug!("kad: not sending to {} (this node, or IPv6 without the `ipv6` feature)", Disp(t.to));
                 continue;
             };
             trace!("kad: send {} bytes to {}", t.len, Disp(t.to));
@@ -312,7 +287,6 @@ impl<
             let sent = match select(self.socket.send_to(bytes, to), Timer::after(SEND_STALL)).await {
                 Either::First(r) => r,
                 Either::Second(()) => {
-                    self.stats.send_stalls += 1;
                     warn!("kad: send queue stuck (a neighbour does not answer ARP); emptying it");
                     self.socket.close();
                     // Rebinding the port it had cannot fail: the socket was just closed.
@@ -320,12 +294,8 @@ impl<
                     self.socket.send_to(bytes, to).await
                 }
             };
-            match sent {
-                Ok(()) => self.stats.sent += 1,
-                Err(e) => {
-                    self.stats.send_failed += 1;
-                    debug!("kad: cannot send to {}: {}", Disp(t.to), Disp(DebugStr(e)));
-                }
+            if let Err(e) = sent {
+                debug!("kad: cannot send to {}: {}", Disp(t.to), Disp(DebugStr(e)));
             }
         }
         while let Some(event) = self.node.poll_event() {
