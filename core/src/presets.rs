@@ -6,7 +6,7 @@
 //! | preset | B | K | R | queries | pending | value | records | providers | node | of which store |
 //! |---|---|---|---|---|---|---|---|---|---|---|
 //! | [`host`] | 32 | 20 | 5 | 32 | 128 | 1000 | 1024 | 1024 | 1,428,304 B | 1,204,232 B |
-//! | [`embedded`] | 10 | 8 | 2 | 2 | 16 | 256 | 8 | 8 | 16,608 B | 3,464 B |
+//! | [`embedded`] | 8 | 8 | 2 | 2 | 8 | 256 | 4 | 4 | 11,888 B | 1,736 B |
 //! | [`sim`] | 16 | 20 | 2 | 4 | 32 | 64 | 16 | 8 | 37,824 B | 3,848 B |
 //!
 //! The routing table costs `B × (K + R)` contacts of 56 bytes whatever the network size; a
@@ -54,9 +54,11 @@ preset!(
     providers: 1024, events: 32
 );
 preset!(
-    /// Microcontrollers: K = 8, values up to 256 bytes, a small store; fits in ~16 KiB of RAM.
-    embedded, b: 10, k: 8, r: 2, queries: 2, pending: 16, value: 256, records: 8,
-    providers: 8, events: 4
+    /// Microcontrollers: K = 8, values up to 256 bytes, a small store; ~12 KiB of RAM, so that
+    /// the node with its socket buffers and queues (kad-embedded) adds at most 20 KiB to a
+    /// firmware.
+    embedded, b: 8, k: 8, r: 2, queries: 2, pending: 8, value: 256, records: 4,
+    providers: 4, events: 4
 );
 preset!(
     /// The simulator: K = 20 lookups, little storage per node, so 100,000 nodes fit in memory.
