@@ -43,7 +43,7 @@ pub struct Config {
     pub provider_republish_interval: Duration,
     /// How often expiry, republish and refresh are checked. Default 1 min.
     pub maintenance_interval: Duration,
-    /// Failure limits of routing contacts.
+    /// Failure limits and liveness probing of routing contacts.
     pub routing: RoutingConfig,
 }
 

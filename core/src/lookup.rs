@@ -5,9 +5,11 @@
 //! closer peers each answer names, and finishes when nothing is in flight and every candidate
 //! still in the list has answered or failed — that is, when the `K` closest known have answered.
 //! A failed candidate is the first to make room for a newcomer, so dead peers cost one timeout
-//! each and never stall the lookup. As in the paper, when an answer brings no peer closer than
-//! the closest already seen, the lookup asks all of the `K` closest it has not asked yet at
-//! once, instead of α at a time, until an answer makes progress again.
+//! each and never stall the lookup. As in the paper, when a round — α answers (or failures) in
+//! a row — brings no peer closer than the closest already seen, the lookup asks all of the `K`
+//! closest it has not asked yet at once, instead of α at a time, until an answer makes progress
+//! again. A single answer with nothing closer is normal (the others of its round may still
+//! bring progress) and does not release them.
 
 use heapless::Vec;
 
@@ -48,14 +50,15 @@ pub struct Lookup<const K: usize> {
     candidates: Vec<Candidate, K>,
     in_flight: u8,
     sent: u16,
-    /// The last answer brought nothing closer: ask all remaining candidates at once.
-    stalled: bool,
+    /// Answers and failures in a row that brought nothing closer than the closest known; α
+    /// of them (a round) release all remaining candidates at once.
+    idle: u8,
 }
 
 impl<const K: usize> Lookup<K> {
     /// A lookup of `target` with no candidates yet.
     pub fn new(target: Key) -> Self {
-        Lookup { target, candidates: Vec::new(), in_flight: 0, sent: 0, stalled: false }
+        Lookup { target, candidates: Vec::new(), in_flight: 0, sent: 0, idle: 0 }
     }
 
     /// The target.
@@ -100,9 +103,9 @@ impl<const K: usize> Lookup<K> {
     }
 
     /// The nearest candidate not yet asked, if fewer than `alpha` requests are in flight
-    /// (`K` while the lookup is stalled); it is marked waiting.
+    /// (`K` once a round of `alpha` answers brought nothing closer); it is marked waiting.
     pub fn next(&mut self, alpha: usize) -> Option<Candidate> {
-        let limit = if self.stalled { K } else { alpha };
+        let limit = if self.idle as usize >= alpha { K } else { alpha };
         if self.in_flight as usize >= limit {
             return None;
         }
@@ -129,7 +132,11 @@ impl<const K: usize> Lookup<K> {
         for (cid, caddr) in closer {
             self.add(cid, caddr, hop.saturating_add(1));
         }
-        self.stalled = self.candidates.first().map(|c| c.id) == best;
+        if self.candidates.first().map(|c| c.id) == best {
+            self.idle = self.idle.saturating_add(1);
+        } else {
+            self.idle = 0;
+        }
     }
 
     /// The request to `id` could not be sent: it goes back to not contacted.
@@ -144,6 +151,7 @@ impl<const K: usize> Lookup<K> {
     /// `id` failed to answer.
     pub fn on_failure(&mut self, id: &NodeId) {
         self.settle(id, PeerState::Failed);
+        self.idle = self.idle.saturating_add(1);
     }
 
     /// True when nothing is in flight and nothing is left to ask.
@@ -218,20 +226,25 @@ mod tests {
     }
 
     #[test]
-    fn an_answer_with_nothing_closer_releases_all_remaining_candidates_at_once() {
+    fn a_round_with_nothing_closer_releases_all_remaining_candidates_at_once() {
         let mut l = Lookup::<8>::new(Key::from_bytes([0; 20]));
         for b in 1..=8 {
             l.add(id(b), a(b), 1);
         }
-        let first = l.next(3).unwrap();
-        assert!(l.next(3).is_some() && l.next(3).is_some() && l.next(3).is_none());
-        // The closest peer answers with nothing closer than itself: the lookup stalls.
-        l.on_success(&first.id, [(id(7), a(7))].into_iter());
+        let round: [Candidate; 3] = [l.next(3).unwrap(), l.next(3).unwrap(), l.next(3).unwrap()];
+        assert!(l.next(3).is_none());
+        // One answer with nothing closer than the closest known: the lookup keeps its pace.
+        l.on_success(&round[0].id, [(id(7), a(7))].into_iter());
+        assert_eq!(l.next(3).map(|c| c.id), Some(id(4)));
+        assert!(l.next(3).is_none());
+        // The rest of the round brings nothing closer either: the lookup has stalled.
+        l.on_success(&round[1].id, core::iter::empty());
+        l.on_success(&round[2].id, core::iter::empty());
         let mut released = 0;
         while l.next(3).is_some() {
             released += 1;
         }
-        assert_eq!(released, 5, "all five not yet asked go out at once");
+        assert_eq!(released, 4, "all four not yet asked go out at once");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use rand_core::{RngCore, SeedableRng};
 use crate::addr::PeerAddr;
 use crate::config::Config;
 use crate::id::{Key, NodeId};
-use crate::lookup::Lookup;
+use crate::lookup::{Lookup, PeerState};
 use crate::providers::{Added, ProviderRecord, Providers};
 use crate::routing::{Contact, Failure, Insert, RoutingTable};
 use crate::signed;
@@ -232,6 +232,8 @@ pub struct Stats {
     pub requests_out: [u64; 6],
     /// Requests that timed out.
     pub timeouts: u64,
+    /// Requests sent again after a timeout (see [`REQUEST_ATTEMPTS`]).
+    pub retries: u64,
     /// Answers not sent because the reply queue was full.
     pub replies_dropped: u64,
     /// Requests not sent because the pending table was full.
@@ -257,6 +259,12 @@ pub struct Stats {
     /// Provider records refused because the table was full.
     pub providers_refused: u64,
 }
+
+/// Attempts of one request before its peer counts as not answering. Under 10% packet loss a
+/// request and its answer both get through 81% of the time: with one attempt a lookup would
+/// miss the closest node once in five, with four once in 770. Each attempt costs a dead peer
+/// another timeout, which slows lookups under churn (see examples/simulate).
+pub const REQUEST_ATTEMPTS: u8 = 4;
 
 const KIND_PING: usize = 0;
 const KIND_FIND_NODE: usize = 1;
@@ -370,6 +378,8 @@ struct Pending {
     sent_at: Instant,
     deadline: Instant,
     request: Request,
+    /// 0 for the first attempt.
+    attempt: u8,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -893,6 +903,11 @@ impl<
                 // A cached copy never replaces a primary one.
                 return StoreStatus::Stored;
             }
+            if same && old.origin == Origin::Replica && old.expires_at > rec.expires_at {
+                // An older copy of the same value (a holder republishing its remaining TTL)
+                // must not shorten the life a fresher one (the publisher's republish) gave it.
+                rec.expires_at = old.expires_at;
+            }
         }
         match self.store_local(rec) {
             Ok(()) => StoreStatus::Stored,
@@ -1129,7 +1144,10 @@ impl<
 
     fn on_request_failed(&mut self, p: Pending) {
         self.stats.timeouts += 1;
-        if let Some(id) = p.expect {
+        let retry = p.attempt + 1 < REQUEST_ATTEMPTS && self.still_awaited(&p);
+        // A probe of a full bucket's oldest contact is judged on its last attempt only.
+        let probe = matches!(p.request, Request::Ping { query: None });
+        if let Some(id) = p.expect.filter(|_| !(retry && probe)) {
             match self.routing.on_failure(&id) {
                 Failure::Removed { removed, replacement } => {
                     self.push_event(PeerChange::Removed(Peer { id: removed.id, addr: removed.addr }));
@@ -1145,11 +1163,39 @@ impl<
                 q.stats.timeouts += 1;
             }
         }
+        if retry {
+            let timeout = p.deadline.saturating_since(p.sent_at);
+            if self.push_pending(p.to, p.expect, p.request, timeout, p.attempt + 1).is_ok() {
+                self.stats.retries += 1;
+                if let Some(q) = p.request.query().and_then(|qid| self.query_mut(qid)) {
+                    q.stats.requests += 1;
+                }
+                return;
+            }
+        }
         self.request_failed_for_query(p);
         if let Some(qid) = p.request.query() {
             self.drive(qid);
         }
         self.drive_starved();
+    }
+
+    /// Whether a timed-out request still serves a purpose: its query waits for it in the same
+    /// phase (for a lookup: the peer is still among its closest candidates), or it serves no
+    /// query (a probe, a replication).
+    fn still_awaited(&self, p: &Pending) -> bool {
+        let Some(qid) = p.request.query() else { return true };
+        self.queries.iter().find(|q| q.id == qid).is_some_and(|q| match (p.request, q.phase) {
+            (Request::Ping { .. }, Phase::Pinging) => true,
+            (
+                Request::FindNode { .. } | Request::FindValue { .. } | Request::GetProviders { .. },
+                Phase::Lookup,
+            ) => {
+                q.lookup.candidates().iter().any(|c| Some(c.id) == p.expect && c.state == PeerState::Waiting)
+            }
+            (Request::Store { cached_ttl: None, .. } | Request::AddProvider { .. }, Phase::Storing) => true,
+            _ => false,
+        })
     }
 
     fn request_failed_for_query(&mut self, p: Pending) {
@@ -1431,6 +1477,19 @@ impl<
         request: Request,
         timeout: Option<Duration>,
     ) -> Result<(), ()> {
+        let timeout = timeout.unwrap_or(self.config.rpc_timeout_initial);
+        self.push_pending(to, expect, request, timeout, 0)
+    }
+
+    /// Queues attempt `attempt` of a request with a fresh transaction id.
+    fn push_pending(
+        &mut self,
+        to: PeerAddr,
+        expect: Option<NodeId>,
+        request: Request,
+        timeout: Duration,
+        attempt: u8,
+    ) -> Result<(), ()> {
         if self.pending.is_full() {
             self.stats.requests_dropped += 1;
             return Err(());
@@ -1443,7 +1502,6 @@ impl<
             }
             txid = TxId(self.rng.next_u32().to_le_bytes());
         }
-        let timeout = timeout.unwrap_or(self.config.rpc_timeout_initial);
         let p = Pending {
             txid,
             to,
@@ -1452,6 +1510,7 @@ impl<
             sent_at: self.now,
             deadline: self.now + timeout,
             request,
+            attempt,
         };
         self.pending.push(p).map_err(|_| ())
     }
@@ -1612,7 +1671,14 @@ impl<
             let Some(meta) = self.store.meta(&key) else { continue };
             match meta.origin {
                 Origin::Publisher => {
-                    if now >= meta.republished_at + self.config.publisher_republish_interval {
+                    // The fresh copies must land before the last ones expire: at the latest one
+                    // holder republish interval (at most half the TTL) before the expiry, since
+                    // the publisher interval defaults to the TTL itself. Otherwise a value is
+                    // gone for a while every 24 h (the simulator found 0.3% of values at 24 h).
+                    let lead = self.config.republish_interval.min(self.config.record_ttl / 2);
+                    let due = (meta.republished_at + self.config.publisher_republish_interval)
+                        .min(meta.expires_at - lead);
+                    if now >= due {
                         self.republish(key, true);
                     }
                 }

@@ -5,9 +5,9 @@
 //!
 //! | preset | B | K | R | queries | pending | value | records | providers | node | of which store |
 //! |---|---|---|---|---|---|---|---|---|---|---|
-//! | [`host`] | 32 | 20 | 5 | 32 | 128 | 1000 | 1024 | 1024 | 1,428,000 B | 1,204,232 B |
-//! | [`embedded`] | 8 | 8 | 2 | 2 | 8 | 256 | 4 | 4 | 11,888 B | 1,736 B |
-//! | [`sim`] | 20 | 20 | 2 | 4 | 32 | 64 | 16 | 8 | 42,864 B | 3,848 B |
+//! | [`host`] | 32 | 20 | 5 | 32 | 128 | 1000 | 1024 | 1024 | 1,428,304 B | 1,204,232 B |
+//! | [`embedded`] | 8 | 8 | 2 | 2 | 8 | 256 | 4 | 4 | 11,952 B | 1,736 B |
+//! | [`sim`] | 16 | 20 | 2 | 4 | 32 | 64 | 16 | 8 | 37,824 B | 3,848 B |
 //!
 //! The routing table costs `B × (K + R)` contacts of 56 bytes whatever the network size; a
 //! query costs about `K × 44` bytes plus one value; the store costs `records × value` plus
@@ -62,6 +62,8 @@ preset!(
 );
 preset!(
     /// The simulator: K = 20 lookups, little storage per node, so 100,000 nodes fit in memory.
-    sim, b: 20, k: 20, r: 2, queries: 4, pending: 32, value: 64, records: 16,
+    /// 16 buckets: a table splits until its deepest bucket holds at most K nodes, about
+    /// log2(N / K) + 1 = 14 buckets at N = 100,000; 16 serve networks up to K × 2^15 ≈ 650,000.
+    sim, b: 16, k: 20, r: 2, queries: 4, pending: 32, value: 64, records: 16,
     providers: 8, events: 2
 );

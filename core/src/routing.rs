@@ -43,9 +43,10 @@ pub enum Insert {
     Added,
     /// The contact was known; it moved to the most-recently-seen end.
     Updated,
-    /// The bucket is full: the contact waits in the replacement cache. If `ping` is set, the
-    /// caller must ping that least-recently-seen contact and report the outcome with
-    /// [`RoutingTable::on_alive`] or [`RoutingTable::on_failure`].
+    /// The bucket is full: the contact waits in the replacement cache. If `ping` is set (the
+    /// least-recently-seen contact has not been heard from for
+    /// [`RoutingConfig::probe_after`]), the caller must ping that contact and report the
+    /// outcome with [`RoutingTable::on_alive`] or [`RoutingTable::on_failure`].
     Cached {
         /// The least-recently-seen contact to probe, unless a probe is already under way.
         ping: Option<Contact>,
@@ -139,11 +140,16 @@ pub struct RoutingConfig {
     pub max_failures: u8,
     /// ... and after this many even when nothing can replace it.
     pub max_failures_hard: u8,
+    /// A newcomer to a full bucket makes the table probe the bucket's least-recently-seen
+    /// contact only if that contact has not been heard from for this long: one heard from
+    /// more recently is taken to be alive (BEP 5's "good" node), and the newcomer waits in the
+    /// replacement cache. Default 15 min.
+    pub probe_after: Duration,
 }
 
 impl Default for RoutingConfig {
     fn default() -> Self {
-        RoutingConfig { max_failures: 2, max_failures_hard: 5 }
+        RoutingConfig { max_failures: 2, max_failures_hard: 5, probe_after: Duration::from_secs(15 * 60) }
     }
 }
 
@@ -254,10 +260,13 @@ impl<const B: usize, const K: usize, const R: usize> RoutingTable<B, K, R> {
             }
             bucket.cache(Contact::new(id, addr, now));
             self.stats.cached += 1;
-            if bucket.probing.is_some() {
+            // Probe the oldest contact only if it may have gone: without this rule every
+            // request from a stranger to a full bucket costs a ping (half of all traffic in a
+            // 10,000-node simulation), though the oldest contact almost always answers.
+            let lrs = bucket.contacts[0];
+            if bucket.probing.is_some() || now.saturating_since(lrs.last_seen) < self.config.probe_after {
                 return Insert::Cached { ping: None };
             }
-            let lrs = bucket.contacts[0];
             bucket.probing = Some(lrs.id);
             return Insert::Cached { ping: Some(lrs) };
         }
@@ -450,6 +459,8 @@ mod tests {
         PeerAddr::V4([127, 0, 0, n], 1000 + n as u16)
     }
     const T0: Instant = Instant::ZERO;
+    /// Past `probe_after` of contacts last seen at `T0`.
+    const LATER: Instant = Instant::from_millis(16 * 60 * 1000);
 
     #[test]
     fn own_id_is_never_inserted() {
@@ -478,13 +489,13 @@ mod tests {
         t.insert(id(0x80, 1), addr(1), true, T0);
         t.insert(id(0x80, 2), addr(2), true, Instant::from_millis(1));
         t.insert(id(0x01, 9), addr(9), true, T0); // forces a split so 0x80.. is a far bucket
-        let out = t.insert(id(0x80, 3), addr(3), true, Instant::from_millis(2));
+        let out = t.insert(id(0x80, 3), addr(3), true, LATER);
         let Insert::Cached { ping: Some(lrs) } = out else { panic!("{out:?}") };
         assert_eq!(lrs.id, id(0x80, 1));
         // A second newcomer does not start a second probe.
-        assert_eq!(t.insert(id(0x80, 4), addr(4), true, T0), Insert::Cached { ping: None });
+        assert_eq!(t.insert(id(0x80, 4), addr(4), true, LATER), Insert::Cached { ping: None });
         // The oldest answers: it stays, now most recently seen.
-        t.on_alive(&id(0x80, 1), None, Instant::from_millis(3));
+        t.on_alive(&id(0x80, 1), None, LATER);
         assert!(t.get(&id(0x80, 1)).is_some());
         assert!(t.get(&id(0x80, 3)).is_none());
     }
@@ -496,11 +507,26 @@ mod tests {
         t.insert(id(0x80, 1), addr(1), true, T0);
         t.insert(id(0x80, 2), addr(2), true, T0);
         t.insert(id(0x01, 9), addr(9), true, T0);
-        t.insert(id(0x80, 3), addr(3), true, T0);
+        t.insert(id(0x80, 3), addr(3), true, LATER);
         let f = t.on_failure(&id(0x80, 1));
         assert!(matches!(f, Failure::Removed { replacement: Some(c), .. } if c.id == id(0x80, 3)));
         assert!(t.get(&id(0x80, 1)).is_none());
         assert!(t.get(&id(0x80, 3)).is_some());
+    }
+
+    #[test]
+    fn a_newcomer_does_not_make_a_full_bucket_probe_a_contact_heard_from_recently() {
+        let own = id(0, 0);
+        let mut t = RoutingTable::<8, 2, 2>::new(own, RoutingConfig::default(), T0);
+        t.insert(id(0x80, 1), addr(1), true, T0);
+        t.insert(id(0x80, 2), addr(2), true, T0);
+        t.insert(id(0x01, 9), addr(9), true, T0);
+        let recently = Instant::from_millis(14 * 60 * 1000);
+        assert_eq!(t.insert(id(0x80, 3), addr(3), true, recently), Insert::Cached { ping: None });
+        assert!(t.get(&id(0x80, 3)).is_none());
+        // Once the oldest has been silent for `probe_after`, the next newcomer has it probed.
+        let out = t.insert(id(0x80, 4), addr(4), true, LATER);
+        assert!(matches!(out, Insert::Cached { ping: Some(c) } if c.id == id(0x80, 1)), "{out:?}");
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub struct BenchArgs {
     /// Nodes in the network (comma-separated list to run several).
     #[arg(long, value_delimiter = ',', default_value = "10")]
     pub nodes: Vec<usize>,
-    /// Sets, then as many gets (comma-separated list to run several).
+    /// Sets, then as many gets (comma-separated list to run several; 0 skips the workload).
     #[arg(long, value_delimiter = ',', default_value = "200")]
     pub ops: Vec<usize>,
     /// Operations in flight at once (comma-separated list to run several).
@@ -291,6 +291,9 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     for &nodes in &args.nodes {
         for &ops in &args.ops {
             for &conc in &args.concurrency {
+                if ops == 0 {
+                    continue;
+                }
                 let kad = run_kad(nodes, ops, conc, args.value_size).await?;
                 let py = match &python {
                     Some(p) => Some(run_python(p, nodes, ops, conc, args.value_size).await?),

@@ -163,13 +163,18 @@ impl From<Error> for Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let level = ["kad=info,kad_host=info", "kad=debug,kad_host=debug", "kad=trace,kad_host=trace"]
+    // Plain target filters (no regex engine in the binary: less code resident at idle).
+    let default = ["kad=info,kad_host=info", "kad=debug,kad_host=debug", "kad=trace,kad_host=trace"]
         [cli.verbose.min(2) as usize];
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()),
-        )
-        .with_writer(std::io::stderr)
+    let filter: tracing_subscriber::filter::Targets = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| default.parse().expect("valid default filter"));
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(filter)
         .init();
     let multi_thread = matches!(cli.command, Command::Bench(_));
     let rt = if multi_thread {
