@@ -6,7 +6,7 @@ use core::mem::size_of;
 
 use cortex_m_semihosting::hprintln;
 use heapless::Vec;
-use kad_core::lookup::{Lookup, PeerState};
+use kad_core::lookup::{Candidate, Lookup, PeerState};
 use kad_core::providers::{Added, ProviderRecord, Providers};
 use kad_core::routing::{Contact, Failure, Insert, RoutingConfig, RoutingTable};
 use kad_core::store::{eviction_candidate, StoreError, MAX_SALT_LEN, MAX_VALUE_LEN};
@@ -43,6 +43,10 @@ pub const TESTS: &[Test] = &[
     Test {
         name: "routing::a_probed_contact_that_fails_is_replaced_by_the_newest_candidate",
         run: failed_replaced,
+    },
+    Test {
+        name: "routing::a_newcomer_does_not_make_a_full_bucket_probe_a_contact_heard_from_recently",
+        run: recent_not_probed,
     },
     Test {
         name: "routing::a_failing_contact_without_replacement_is_kept_until_the_hard_limit",
@@ -222,6 +226,8 @@ fn raddr(n: u8) -> PeerAddr {
     PeerAddr::V4([127, 0, 0, n], 1000 + n as u16)
 }
 const T0: Instant = Instant::ZERO;
+/// Past `probe_after` (15 min): a full bucket's oldest contact is due for a probe.
+const LATER: Instant = Instant::from_millis(16 * 60 * 1000);
 
 fn own_id_is_never_inserted() {
     let own = rid(0, 0);
@@ -246,11 +252,11 @@ fn full_bucket_pings() {
     t.insert(rid(0x80, 1), raddr(1), true, T0);
     t.insert(rid(0x80, 2), raddr(2), true, Instant::from_millis(1));
     t.insert(rid(0x01, 9), raddr(9), true, T0);
-    let out = t.insert(rid(0x80, 3), raddr(3), true, Instant::from_millis(2));
+    let out = t.insert(rid(0x80, 3), raddr(3), true, LATER);
     let Insert::Cached { ping: Some(lrs) } = out else { panic!("{out:?}") };
     assert_eq!(lrs.id, rid(0x80, 1));
-    assert_eq!(t.insert(rid(0x80, 4), raddr(4), true, T0), Insert::Cached { ping: None });
-    t.on_alive(&rid(0x80, 1), None, Instant::from_millis(3));
+    assert_eq!(t.insert(rid(0x80, 4), raddr(4), true, LATER), Insert::Cached { ping: None });
+    t.on_alive(&rid(0x80, 1), None, LATER);
     assert!(t.get(&rid(0x80, 1)).is_some());
     assert!(t.get(&rid(0x80, 3)).is_none());
 }
@@ -261,11 +267,24 @@ fn failed_replaced() {
     t.insert(rid(0x80, 1), raddr(1), true, T0);
     t.insert(rid(0x80, 2), raddr(2), true, T0);
     t.insert(rid(0x01, 9), raddr(9), true, T0);
-    t.insert(rid(0x80, 3), raddr(3), true, T0);
+    t.insert(rid(0x80, 3), raddr(3), true, LATER);
     let f = t.on_failure(&rid(0x80, 1));
     assert!(matches!(f, Failure::Removed { replacement: Some(c), .. } if c.id == rid(0x80, 3)));
     assert!(t.get(&rid(0x80, 1)).is_none());
     assert!(t.get(&rid(0x80, 3)).is_some());
+}
+
+fn recent_not_probed() {
+    let own = rid(0, 0);
+    let mut t = RoutingTable::<8, 2, 2>::new(own, RoutingConfig::default(), T0);
+    t.insert(rid(0x80, 1), raddr(1), true, T0);
+    t.insert(rid(0x80, 2), raddr(2), true, T0);
+    t.insert(rid(0x01, 9), raddr(9), true, T0);
+    let recently = Instant::from_millis(14 * 60 * 1000);
+    assert_eq!(t.insert(rid(0x80, 3), raddr(3), true, recently), Insert::Cached { ping: None });
+    assert!(t.get(&rid(0x80, 3)).is_none());
+    let out = t.insert(rid(0x80, 4), raddr(4), true, LATER);
+    assert!(matches!(out, Insert::Cached { ping: Some(c) } if c.id == rid(0x80, 1)), "{out:?}");
 }
 
 fn kept_until_limit() {
@@ -361,14 +380,20 @@ fn stall_releases() {
     for b in 1..=8 {
         l.add(lid(b), la(b), 1);
     }
-    let first = l.next(3).unwrap();
-    assert!(l.next(3).is_some() && l.next(3).is_some() && l.next(3).is_none());
-    l.on_success(&first.id, [(lid(7), la(7))].into_iter());
+    let round: [Candidate; 3] = [l.next(3).unwrap(), l.next(3).unwrap(), l.next(3).unwrap()];
+    assert!(l.next(3).is_none());
+    // One answer with nothing closer than the closest known: the lookup keeps its pace.
+    l.on_success(&round[0].id, [(lid(7), la(7))].into_iter());
+    assert_eq!(l.next(3).map(|c| c.id), Some(lid(4)));
+    assert!(l.next(3).is_none());
+    // The rest of the round brings nothing closer either: the lookup has stalled.
+    l.on_success(&round[1].id, core::iter::empty());
+    l.on_success(&round[2].id, core::iter::empty());
     let mut released = 0;
     while l.next(3).is_some() {
         released += 1;
     }
-    assert_eq!(released, 5, "all five not yet asked go out at once");
+    assert_eq!(released, 4, "all four not yet asked go out at once");
 }
 
 fn failed_make_room() {
