@@ -2,11 +2,13 @@
 //!
 //! A run has three phases on one virtual clock:
 //! 1. build: `nodes` nodes join at `join_rate` per second, each bootstrapping from a random
-//!    node already up, then the network settles (bucket refreshes finish);
+//!    node that has finished its own bootstrap, then the network settles (bucket refreshes
+//!    finish);
 //! 2. measure (`duration`): values are put in the first minute; FIND_NODE and FIND_VALUE
 //!    lookups start at uniformly random times from random nodes; churn replaces nodes;
 //!    publishers may leave; every hour a sample of values is probed;
-//! 3. check: churn stops and every stored value is looked up once from a random node.
+//! 3. check: churn stops and every stored value is looked up once from a random node other
+//!    than its publisher.
 //!
 //! The simulator is the nodes' front end and nothing more: it hands each node the datagrams
 //! addressed to it and its timeouts, drains its outputs, and reads results from its events.
