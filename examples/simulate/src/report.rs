@@ -70,6 +70,9 @@ pub struct Lookups {
     /// FIND_NODE only: mean share of the true `K` closest live nodes among the returned peers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub k_closest_found: Option<f64>,
+    /// FIND_NODE only: mean number of peers returned (at most `K`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peers_returned: Option<f64>,
 }
 
 /// Puts and what became of the values.

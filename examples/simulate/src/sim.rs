@@ -168,6 +168,7 @@ struct Samples {
     rpcs: Vec<u64>,
     latency: Vec<u64>,
     k_found: f64,
+    returned: usize,
 }
 
 impl Samples {
@@ -192,6 +193,7 @@ impl Samples {
             rpcs: Dist::of(&mut self.rpcs),
             latency_ms: Dist::of(&mut self.latency),
             k_closest_found: with_k.then(|| round4(self.k_found / self.finished.max(1) as f64)),
+            peers_returned: with_k.then(|| round2(self.returned as f64 / self.finished.max(1) as f64)),
         }
     }
 }
@@ -862,6 +864,7 @@ impl Sim<'_, '_> {
                     _ => false,
                 };
                 self.find_node.k_found += found as f64 / truth.len().max(1) as f64;
+                self.find_node.returned += r.as_ref().map_or(0, |peers| peers.len());
                 self.find_node.record(&stats, ok);
             }
             (Op::Get { value, kind }, Outcome::Get(r)) => {
