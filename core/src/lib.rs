@@ -36,6 +36,7 @@ pub mod presets;
 pub mod providers;
 pub mod routing;
 pub mod signed;
+pub mod stats;
 pub mod store;
 pub mod time;
 pub mod wire;
@@ -44,8 +45,10 @@ pub use addr::PeerAddr;
 pub use config::Config;
 pub use id::{Distance, Key, NodeId};
 pub use node::{
-    Acks, Error, Event, Node, Outcome, QueryError, QueryId, QueryStats, SignedPut, Stats, Transmit,
+    Acks, Error, Event, Node, Outcome, Output, QueryError, QueryId, QueryStats, SignedPut, Transmit,
 };
+pub use signed::{PublicKey, Signature};
+pub use stats::{PerKind, RequestKind, Stats};
 pub use store::{MemoryStore, Origin, Record, RecordStore, ValueKind};
 pub use time::Instant;
 pub use wire::Peer;

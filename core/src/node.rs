@@ -18,9 +18,10 @@ use crate::id::{Key, NodeId};
 use crate::lookup::{Lookup, PeerState};
 use crate::providers::{Added, ProviderRecord, Providers};
 use crate::routing::{Contact, Failure, Insert, RoutingTable};
-use crate::signed;
+use crate::signed::{self, PublicKey, Signature};
+use crate::stats::{RequestKind, Stats};
 use crate::store::{
-    eviction_candidate, Origin, Record, RecordStore, Signature, StoreError, ValueKind, MAX_SALT_LEN,
+    eviction_candidate, Origin, Record, RecordStore, Signer, StoreError, ValueKind, MAX_SALT_LEN,
     MAX_VALUE_LEN,
 };
 use crate::time::Instant;
@@ -37,13 +38,13 @@ pub struct QueryId(pub u64);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SignedPut<'a> {
     /// Ed25519 public key of the writer.
-    pub public_key: [u8; 32],
+    pub public_key: PublicKey,
     /// Salt (at most 64 bytes); the record lives at SHA-1(public key ‖ salt).
     pub salt: &'a [u8],
     /// Sequence number: peers keep only the highest.
     pub seq: u64,
     /// Ed25519 signature over the BEP 44 form of (salt, seq, value).
-    pub signature: [u8; 64],
+    pub signature: Signature,
     /// Compare-and-swap: store only where the held sequence number equals this.
     pub cas: Option<u64>,
 }
@@ -178,6 +179,21 @@ pub enum Outcome<const V: usize> {
     GetProviders(Result<Vec<Peer, MAX_PROVIDERS>, QueryError>),
 }
 
+impl<const V: usize> Outcome<V> {
+    /// True when the query could not do its job: any error except "not found" (a get or
+    /// provider lookup that found nothing ran fine and answered the question).
+    pub fn is_failure(&self) -> bool {
+        let err = match self {
+            Outcome::Bootstrap(r) => r.as_ref().err(),
+            Outcome::FindNode(r) => r.as_ref().err(),
+            Outcome::Get(r) => r.as_ref().err(),
+            Outcome::Put(r) | Outcome::Provide(r) => r.as_ref().err(),
+            Outcome::GetProviders(r) => r.as_ref().err(),
+        };
+        err.is_some_and(|e| *e != QueryError::NotFound)
+    }
+}
+
 /// Something the front end may want to know.
 #[derive(Clone, Debug, PartialEq, Eq)]
 // No allocator to box the large variant; every variant is bounded by the capacities.
@@ -198,7 +214,21 @@ pub enum Event<const V: usize> {
     PeerRemoved(Peer),
 }
 
-/// A datagram to send, written into the caller's buffer by [`Node::poll_transmit`].
+/// What the node wants done next, from [`Node::poll_output`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+// No allocator to box the large variant; every variant is bounded by the capacities.
+#[allow(clippy::large_enum_variant)]
+pub enum Output<const V: usize> {
+    /// Send the first `len` bytes of the buffer given to `poll_output` to `to`.
+    Transmit(Transmit),
+    /// Hand this to the user (a finished query) or log it (a peer change).
+    Event(Event<V>),
+    /// Nothing more to do now: call [`Node::handle_timeout`] at this time, or earlier when a
+    /// datagram arrives or a command is given. Always the last output of a drain.
+    Timeout(Instant),
+}
+
+/// A datagram to send, written into the caller's buffer by [`Node::poll_output`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Transmit {
     /// Destination.
@@ -207,71 +237,11 @@ pub struct Transmit {
     pub len: usize,
 }
 
-/// Counters of everything the node did and refused; exported as metrics by front ends.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Datagrams handed to `handle_datagram`.
-    pub datagrams_in: u64,
-    /// Datagrams produced by `poll_transmit`.
-    pub datagrams_out: u64,
-    /// Dropped: not a kad message.
-    pub dropped_malformed: u64,
-    /// Dropped: other protocol version.
-    pub dropped_version: u64,
-    /// Dropped: value or salt over the limit, or datagram over 1200 bytes.
-    pub dropped_too_large: u64,
-    /// Dropped: claimed to come from this node's own id.
-    pub dropped_own_id: u64,
-    /// Dropped: a response matching no request (transaction id, address and peer id).
-    pub dropped_unmatched: u64,
-    /// Dropped: an answer of the wrong kind or with an invalid record.
-    pub dropped_bad_response: u64,
-    /// Requests received, by kind: ping, find_node, find_value, store, add_provider, get_providers.
-    pub requests_in: [u64; 6],
-    /// Requests sent, by kind (same order).
-    pub requests_out: [u64; 6],
-    /// Requests that timed out.
-    pub timeouts: u64,
-    /// Requests sent again after a timeout (see [`REQUEST_ATTEMPTS`]).
-    pub retries: u64,
-    /// Answers not sent because the reply queue was full.
-    pub replies_dropped: u64,
-    /// Requests not sent because the pending table was full.
-    pub requests_dropped: u64,
-    /// Commands refused with `Busy`.
-    pub queries_busy: u64,
-    /// Queries finished (user and maintenance).
-    pub queries_finished: u64,
-    /// STOREs accepted.
-    pub stores_accepted: u64,
-    /// STOREs refused (any reason).
-    pub stores_refused: u64,
-    /// Records evicted to make room.
-    pub records_evicted: u64,
-    /// Records dropped at expiry.
-    pub records_expired: u64,
-    /// Records sent to a newly seen closer node.
-    pub replications: u64,
-    /// Records republished (by holders and as publisher).
-    pub republished: u64,
-    /// Peer events dropped because the event queue was full.
-    pub events_dropped: u64,
-    /// Provider records refused because the table was full.
-    pub providers_refused: u64,
-}
-
 /// Attempts of one request before its peer counts as not answering. Under 10% packet loss a
 /// request and its answer both get through 81% of the time: with one attempt a lookup would
 /// miss the closest node once in five, with four once in 770. Each attempt costs a dead peer
 /// another timeout, which slows lookups under churn (see examples/simulate).
 pub const REQUEST_ATTEMPTS: u8 = 4;
-
-const KIND_PING: usize = 0;
-const KIND_FIND_NODE: usize = 1;
-const KIND_FIND_VALUE: usize = 2;
-const KIND_STORE: usize = 3;
-const KIND_ADD_PROVIDER: usize = 4;
-const KIND_GET_PROVIDERS: usize = 5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -357,14 +327,14 @@ impl Request {
         }
     }
 
-    fn kind(&self) -> usize {
+    fn kind(&self) -> RequestKind {
         match self {
-            Request::Ping { .. } => KIND_PING,
-            Request::FindNode { .. } => KIND_FIND_NODE,
-            Request::FindValue { .. } => KIND_FIND_VALUE,
-            Request::Store { .. } => KIND_STORE,
-            Request::AddProvider { .. } => KIND_ADD_PROVIDER,
-            Request::GetProviders { .. } => KIND_GET_PROVIDERS,
+            Request::Ping { .. } => RequestKind::Ping,
+            Request::FindNode { .. } => RequestKind::FindNode,
+            Request::FindValue { .. } => RequestKind::FindValue,
+            Request::Store { .. } => RequestKind::Store,
+            Request::AddProvider { .. } => RequestKind::AddProvider,
+            Request::GetProviders { .. } => RequestKind::GetProviders,
         }
     }
 }
@@ -566,7 +536,7 @@ impl<
     pub fn get(&mut self, key: Key, now: Instant) -> Result<QueryId, Error> {
         self.advance(now);
         if let Some(rec) = self.live_record(&key) {
-            if rec.signature.is_none() {
+            if rec.signer.is_none() {
                 let qid = self.new_query(Kind::Get { signed: false }, key, true)?;
                 let q = self.query_mut(qid).expect("just created");
                 q.record = Some(rec);
@@ -579,13 +549,18 @@ impl<
 
     /// Finds the signed record of `public_key` and `salt` with the highest sequence number,
     /// verifying every signature on the way.
-    pub fn get_signed(&mut self, public_key: &[u8; 32], salt: &[u8], now: Instant) -> Result<QueryId, Error> {
+    pub fn get_signed(
+        &mut self,
+        public_key: &PublicKey,
+        salt: &[u8],
+        now: Instant,
+    ) -> Result<QueryId, Error> {
         self.advance(now);
         if salt.len() > MAX_SALT_LEN {
             return Err(Error::SaltTooLarge { len: salt.len() });
         }
         let key = signed::key_for(public_key, salt);
-        let local = self.live_record(&key).filter(|r| r.signature.is_some());
+        let local = self.live_record(&key).filter(|r| r.signer.is_some());
         let qid = self.start_user(Kind::Get { signed: true }, key)?;
         if let Some(q) = self.query_mut(qid) {
             q.record = local;
@@ -605,7 +580,7 @@ impl<
             key,
             kind,
             data,
-            signature: None,
+            signer: None,
             origin: Origin::Publisher,
             expires_at: now + self.config.record_ttl,
             stored_at: now,
@@ -664,7 +639,7 @@ impl<
             key,
             kind,
             data,
-            signature: Some(Signature {
+            signer: Some(Signer {
                 public_key: signed.public_key,
                 seq: signed.seq,
                 signature: signed.signature,
@@ -808,10 +783,41 @@ impl<
         None
     }
 
-    /// When `handle_timeout` should be called next.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    /// When `handle_timeout` should be called next: the earliest request deadline, or the
+    /// next maintenance run.
+    pub fn poll_timeout(&self) -> Instant {
         let rpc = self.pending.iter().map(|p| p.deadline).min();
-        Some(rpc.map_or(self.next_maintenance, |d| d.min(self.next_maintenance)))
+        rpc.map_or(self.next_maintenance, |d| d.min(self.next_maintenance))
+    }
+
+    /// The next thing to do, written for the one loop every front end runs after each input
+    /// (a datagram, a timeout, a command): datagrams to send first, then events, and last the
+    /// time to wake up. Call it until it returns [`Output::Timeout`]; `buf` must hold
+    /// [`wire::MAX_DATAGRAM`] bytes.
+    ///
+    /// ```
+    /// # use kad_core::{presets::host, Config, Instant, NodeId, Output, wire::MAX_DATAGRAM};
+    /// # use rand::SeedableRng;
+    /// # let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    /// # let mut node: host::Node = host::Node::new(NodeId::random(&mut rng), Config::default(),
+    /// #                                            host::Store::new(), &mut rng, Instant::ZERO);
+    /// let mut buf = [0u8; MAX_DATAGRAM];
+    /// let wake_at = loop {
+    ///     match node.poll_output(&mut buf) {
+    ///         Output::Transmit(t) => { /* socket.send_to(&buf[..t.len], t.to) */ }
+    ///         Output::Event(e) => { /* hand results to the user */ }
+    ///         Output::Timeout(at) => break at,
+    ///     }
+    /// };
+    /// ```
+    pub fn poll_output(&mut self, buf: &mut [u8]) -> Output<V> {
+        if let Some(t) = self.poll_transmit(buf) {
+            return Output::Transmit(t);
+        }
+        if let Some(e) = self.poll_event() {
+            return Output::Event(e);
+        }
+        Output::Timeout(self.poll_timeout())
     }
 
     /// The next event: finished queries first, then peer changes.
@@ -837,15 +843,15 @@ impl<
     fn handle_request(&mut self, from: PeerAddr, msg: &Message<'_>) {
         let h = msg.header;
         let (kind, body) = match &msg.body {
-            Body::Ping => (KIND_PING, ReplyBody::Pong),
-            Body::FindNode { target } => (KIND_FIND_NODE, ReplyBody::Nodes { target: *target }),
+            Body::Ping => (RequestKind::Ping, ReplyBody::Pong),
+            Body::FindNode { target } => (RequestKind::FindNode, ReplyBody::Nodes { target: *target }),
             Body::FindValue { key } => {
                 let body = if self.live_record(key).is_some() {
                     ReplyBody::Value { key: *key }
                 } else {
                     ReplyBody::Nodes { target: *key }
                 };
-                (KIND_FIND_VALUE, body)
+                (RequestKind::FindValue, body)
             }
             Body::Store { record } => {
                 let status = self.accept_store(record);
@@ -854,7 +860,7 @@ impl<
                 } else {
                     self.stats.stores_refused += 1;
                 }
-                (KIND_STORE, ReplyBody::Stored(status))
+                (RequestKind::Store, ReplyBody::Stored(status))
             }
             Body::AddProvider { key } => {
                 let rec = ProviderRecord {
@@ -867,9 +873,9 @@ impl<
                 if !added {
                     self.stats.providers_refused += 1;
                 }
-                (KIND_ADD_PROVIDER, ReplyBody::ProviderAdded(added))
+                (RequestKind::AddProvider, ReplyBody::ProviderAdded(added))
             }
-            Body::GetProviders { key } => (KIND_GET_PROVIDERS, ReplyBody::Providers { key: *key }),
+            Body::GetProviders { key } => (RequestKind::GetProviders, ReplyBody::Providers { key: *key }),
             _ => return,
         };
         self.stats.requests_in[kind] += 1;
@@ -937,10 +943,10 @@ impl<
             key: w.key,
             kind: w.kind,
             data,
-            signature: w.signature.map(|s| Signature {
+            signer: w.signature.map(|s| Signer {
                 public_key: s.public_key,
                 seq: s.seq,
-                signature: join_signature(&s.signature),
+                signature: s.signature,
                 salt_len: s.salt_len,
             }),
             origin,
@@ -1065,9 +1071,9 @@ impl<
         q.stats.responses += 1;
         let hop = q.lookup.candidates().iter().find(|c| c.id == sender).map_or(1, |c| c.hop);
         q.lookup.on_success(&sender, core::iter::empty());
-        let better = match (&q.record, &rec.signature) {
+        let better = match (&q.record, &rec.signer) {
             (None, _) => true,
-            (Some(old), Some(s)) => old.signature.is_none_or(|o| s.seq > o.seq),
+            (Some(old), Some(s)) => old.signer.is_none_or(|o| s.seq > o.seq),
             (Some(_), None) => false,
         };
         if better {
@@ -1556,11 +1562,11 @@ impl<
             ttl_secs: ttl,
             cached: false,
             data: Bytes(&r.data),
-            signature: r.signature.map(|s| WireSignature {
+            signature: r.signer.map(|s| WireSignature {
                 public_key: s.public_key,
                 salt_len: s.salt_len,
                 seq: s.seq,
-                signature: split_signature(&s.signature),
+                signature: s.signature,
                 cas,
             }),
         }
@@ -1757,10 +1763,10 @@ fn check_signed<const V: usize>(
     existing: Option<&Record<V>>,
     cas: Option<u64>,
 ) -> Result<(), StoreStatus> {
-    let Some(sig) = rec.signature else {
+    let Some(sig) = rec.signer else {
         // An unsigned record may not overwrite a signed one.
         return match existing {
-            Some(old) if old.signature.is_some() => Err(StoreStatus::BadSignature),
+            Some(old) if old.signer.is_some() => Err(StoreStatus::BadSignature),
             _ => Ok(()),
         };
     };
@@ -1770,7 +1776,7 @@ fn check_signed<const V: usize>(
             signed::SignatureError::Unsupported => StoreStatus::Unsupported,
         },
     )?;
-    let held_seq = existing.and_then(|o| o.signature.map(|s| s.seq));
+    let held_seq = existing.and_then(|o| o.signer.map(|s| s.seq));
     if let Some(expected) = cas {
         if held_seq.unwrap_or(0) != expected {
             return Err(StoreStatus::CasMismatch);
@@ -1782,18 +1788,4 @@ fn check_signed<const V: usize>(
         }
         _ => Ok(()),
     }
-}
-
-fn split_signature(s: &[u8; 64]) -> [[u8; 32]; 2] {
-    let mut out = [[0u8; 32]; 2];
-    out[0].copy_from_slice(&s[..32]);
-    out[1].copy_from_slice(&s[32..]);
-    out
-}
-
-fn join_signature(s: &[[u8; 32]; 2]) -> [u8; 64] {
-    let mut out = [0u8; 64];
-    out[..32].copy_from_slice(&s[0]);
-    out[32..].copy_from_slice(&s[1]);
-    out
 }

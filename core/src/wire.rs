@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::addr::PeerAddr;
 use crate::id::{Key, NodeId};
+use crate::signed::{PublicKey, Signature};
 use crate::store::{ValueKind, MAX_SALT_LEN, MAX_VALUE_LEN};
 
 /// Protocol version carried by every message.
@@ -100,13 +101,13 @@ pub struct Peer {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireSignature {
     /// Ed25519 public key.
-    pub public_key: [u8; 32],
+    pub public_key: PublicKey,
     /// Leading bytes of `data` that are salt.
     pub salt_len: u8,
     /// Sequence number.
     pub seq: u64,
-    /// Ed25519 signature, in two halves (serde has no 64-byte arrays).
-    pub signature: [[u8; 32]; 2],
+    /// Ed25519 signature.
+    pub signature: Signature,
     /// Compare-and-swap: store only if the current sequence number equals this.
     pub cas: Option<u64>,
 }
@@ -328,10 +329,10 @@ mod tests {
             cached: true,
             data: Bytes(data),
             signature: signed.then_some(WireSignature {
-                public_key: [0xff; 32],
+                public_key: PublicKey([0xff; 32]),
                 salt_len: MAX_SALT_LEN as u8,
                 seq: u64::MAX,
-                signature: [[0xff; 32]; 2],
+                signature: Signature([0xff; 64]),
                 cas: Some(u64::MAX),
             }),
         }

@@ -16,6 +16,7 @@ use axum::routing::get;
 use axum::Extension;
 use axum::{Json, Router};
 use kad_core::store::MAX_VALUE_LEN;
+use kad_core::{PerKind, PublicKey, Signature};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -93,11 +94,6 @@ fn node_error(e: Error) -> Response {
     }
 }
 
-fn hex_array<const N: usize>(s: &str, what: &str) -> Result<[u8; N], String> {
-    let bytes = hex::decode(s).map_err(|_| format!("{what} is not hex"))?;
-    bytes.try_into().map_err(|_| format!("{what} must be {} hex digits", N * 2))
-}
-
 async fn post_record(State(h): State<Handle>, Path(key): Path<String>, body: Bytes) -> Response {
     let body: PostBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
@@ -120,13 +116,13 @@ async fn post_record(State(h): State<Handle>, Path(key): Path<String>, body: Byt
             let Some(auth) = body.authorization else {
                 return problem(StatusCode::BAD_REQUEST, "SECURED needs an authorization");
             };
-            let public_key = match hex_array::<32>(&auth.pub_key.key, "pub_key.key") {
+            let public_key = match auth.pub_key.key.parse::<PublicKey>() {
                 Ok(k) => k,
-                Err(m) => return problem(StatusCode::BAD_REQUEST, m),
+                Err(e) => return problem(StatusCode::BAD_REQUEST, format!("pub_key.key: {e}")),
             };
-            let signature = match hex_array::<64>(&auth.sign, "sign") {
+            let signature = match auth.sign.parse::<Signature>() {
                 Ok(s) => s,
-                Err(m) => return problem(StatusCode::BAD_REQUEST, m),
+                Err(e) => return problem(StatusCode::BAD_REQUEST, format!("sign: {e}")),
             };
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             if auth.pub_key.exp_time.is_some_and(|t| t <= now.as_secs()) {
@@ -164,9 +160,9 @@ async fn get_record(State(h): State<Handle>, Path(key): Path<String>, Query(q): 
             Err(e) => node_error(e),
         },
         Some(pk) => {
-            let public_key = match hex_array::<32>(&pk, "pub_key") {
+            let public_key = match pk.parse::<PublicKey>() {
                 Ok(k) => k,
-                Err(m) => return problem(StatusCode::BAD_REQUEST, m),
+                Err(e) => return problem(StatusCode::BAD_REQUEST, format!("pub_key: {e}")),
             };
             match h.get_signed(public_key, &key).await {
                 Ok(Some(s)) => {
@@ -174,8 +170,8 @@ async fn get_record(State(h): State<Handle>, Path(key): Path<String>, Query(q): 
                     Json(json!({
                         "key": key, "data": data, "kind": kind, "persist_mode": "SECURED", "seq": s.seq,
                         "authorization": {
-                            "pub_key": { "key": hex::encode(s.public_key), "exp_time": null },
-                            "sign": hex::encode(s.signature),
+                            "pub_key": { "key": s.public_key.to_string(), "exp_time": null },
+                            "sign": s.signature.to_string(),
                         },
                     }))
                     .into_response()
@@ -206,8 +202,6 @@ async fn status(State(h): State<Handle>) -> Response {
     }
 }
 
-const KINDS: [&str; 6] = ["ping", "find_node", "find_value", "store", "add_provider", "get_providers"];
-
 async fn metrics(State(h): State<Handle>, relay: Option<Extension<crate::Relay>>) -> Response {
     let s = match h.status().await {
         Ok(s) => s,
@@ -221,8 +215,8 @@ async fn metrics(State(h): State<Handle>, relay: Option<Extension<crate::Relay>>
             let _ = writeln!(m, "{name}{labels} {v}");
         }
     };
-    let by_kind = |v: &[u64; 6]| -> Vec<(String, u64)> {
-        KINDS.iter().zip(v).map(|(k, n)| (format!("{{kind=\"{k}\"}}"), *n)).collect()
+    let by_kind = |v: &PerKind| -> Vec<(String, u64)> {
+        v.iter().map(|(k, n)| (format!("{{kind=\"{}\"}}", k.name()), n)).collect()
     };
     let one = |v: u64| [(String::new(), v)];
     let labelled = |pairs: &[(&str, u64)]| -> Vec<(String, u64)> {

@@ -379,7 +379,9 @@ async fn put(args: PutArgs) -> Result<(), Failure> {
 
 async fn get(args: GetArgs) -> Result<(), Failure> {
     let public_key = match &args.pub_key {
-        Some(h) => Some(parse_hex::<32>(h, "--pub-key")?),
+        Some(h) => {
+            Some(h.parse::<kad_core::PublicKey>().map_err(|e| Failure(INPUT, format!("--pub-key: {e}")))?)
+        }
         None => None,
     };
     with_timeout(args.common.timeout, async {
@@ -413,9 +415,7 @@ async fn get(args: GetArgs) -> Result<(), Failure> {
 }
 
 async fn find_node(args: FindNodeArgs) -> Result<(), Failure> {
-    let target = kad_core::NodeId::from_hex(&args.target)
-        .map(|id| id.as_key())
-        .unwrap_or_else(|| Key::hash(args.target.as_bytes()));
+    let target = Key::from_target(&args.target);
     with_timeout(args.common.timeout, async {
         let node = client(&args.common).await?;
         let peers = node.find_node(target).await?;
