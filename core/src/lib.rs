@@ -35,6 +35,8 @@ pub mod node;
 pub mod presets;
 pub mod providers;
 pub mod routing;
+#[cfg(any(test, feature = "selftest"))]
+pub mod selftest;
 pub mod signed;
 pub mod stats;
 pub mod store;

@@ -126,27 +126,28 @@ pub struct Stats {
     pub providers_refused: u64,
 }
 
-#[cfg(test)]
-mod tests {
+#[cfg(any(test, feature = "selftest"))]
+pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn each_kind_has_its_own_counter_and_name() {
-        let mut c = PerKind::default();
-        c[RequestKind::Store] += 2;
-        c[RequestKind::Ping] += 1;
-        let names: heapless::Vec<(&str, u64), 6> = c.iter().map(|(k, n)| (k.name(), n)).collect();
-        assert_eq!(
-            &names[..],
-            &[
-                ("ping", 1),
-                ("find_node", 0),
-                ("find_value", 0),
-                ("store", 2),
-                ("add_provider", 0),
-                ("get_providers", 0)
-            ]
-        );
-        assert_eq!(c.total(), 3);
+    crate::selftest::unit_tests! {
+        fn each_kind_has_its_own_counter_and_name() {
+            let mut c = PerKind::default();
+            c[RequestKind::Store] += 2;
+            c[RequestKind::Ping] += 1;
+            let names: heapless::Vec<(&str, u64), 6> = c.iter().map(|(k, n)| (k.name(), n)).collect();
+            assert_eq!(
+                &names[..],
+                &[
+                    ("ping", 1),
+                    ("find_node", 0),
+                    ("find_value", 0),
+                    ("store", 2),
+                    ("add_provider", 0),
+                    ("get_providers", 0)
+                ]
+            );
+            assert_eq!(c.total(), 3);
+        }
     }
 }
