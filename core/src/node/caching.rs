@@ -2,7 +2,10 @@
 
 use core::time::Duration;
 
+use crate::addr::PeerAddr;
+use crate::config::Config;
 use crate::id::{Key, NodeId};
+use crate::lookup::{Lookup, PeerState};
 use crate::store::RecordStore;
 
 use super::queries::QueryId;
@@ -27,23 +30,9 @@ impl<
         let Some(q) = self.query_mut(qid) else { return };
         if let Some((from, _)) = q.value_from {
             let key = *q.lookup.target();
-            // The closest peer that answered without the value; failing that, the closest peer
-            // farther from the key than the holder that has not answered yet (a peer that
-            // holds a primary copy ignores a cached one, so a wrong guess costs one datagram).
-            let from_d = key.distance(&from);
-            let lacking =
-                q.lookup
-                    .succeeded()
-                    .find(|c| c.id != from)
-                    .or_else(|| {
-                        q.lookup.candidates().iter().find(|c| {
-                            c.state != crate::lookup::PeerState::Failed && key.distance(&c.id) > from_d
-                        })
-                    })
-                    .map(|c| (c.id, c.addr));
             let remaining = q.record.as_ref().map_or(Duration::ZERO, |r| r.expires_at.saturating_since(now));
-            if let Some((id, addr)) = lacking {
-                let ttl = self.cache_ttl(&key, &id, &from).min(remaining).as_secs() as u32;
+            if let Some((id, addr)) = cache_target(&q.lookup, &from) {
+                let ttl = cache_ttl(&key, &id, &from, &self.config).min(remaining).as_secs() as u32;
                 if ttl > 0 {
                     // Fire and forget: the answer is not awaited; the result is delivered once
                     // this request has been transmitted (see `poll_event`).
@@ -54,15 +43,115 @@ impl<
         }
         self.finish(qid);
     }
+}
 
-    /// TTL of a copy cached at `at`: the configured maximum halved for every bit by which
-    /// `at` is farther from the key than the peer that held it (at least halved once), never
-    /// below the minimum. Cached copies therefore expire sooner than primaries, and sooner
-    /// the farther they are from the key.
-    pub(super) fn cache_ttl(&self, key: &Key, at: &NodeId, holder: &NodeId) -> Duration {
-        let extra = key.distance(at).bits().saturating_sub(key.distance(holder).bits());
-        let shift = extra.clamp(1, 16) as u32 - 1;
-        let ttl = self.config.cache_ttl_max / (1u32 << shift);
-        ttl.max(self.config.cache_ttl_min)
+/// Where a value found at `holder` is cached: the closest peer of the lookup that answered
+/// without the value; failing that, the closest peer farther from the key than the holder that
+/// has not failed (a peer that holds a primary copy ignores a cached one, so a wrong guess
+/// costs one datagram).
+pub(super) fn cache_target<const K: usize>(
+    lookup: &Lookup<K>,
+    holder: &NodeId,
+) -> Option<(NodeId, PeerAddr)> {
+    let key = lookup.target();
+    let holder_d = key.distance(holder);
+    lookup
+        .succeeded()
+        .find(|c| c.id != *holder)
+        .or_else(|| {
+            lookup
+                .candidates()
+                .iter()
+                .find(|c| c.state != PeerState::Failed && key.distance(&c.id) > holder_d)
+        })
+        .map(|c| (c.id, c.addr))
+}
+
+/// TTL of a copy cached at `at`: the configured maximum halved for every bit by which
+/// `at` is farther from the key than the peer that held it (at least halved once), never
+/// below the minimum. Cached copies therefore expire sooner than primaries, and sooner
+/// the farther they are from the key.
+pub(super) fn cache_ttl(key: &Key, at: &NodeId, holder: &NodeId, config: &Config) -> Duration {
+    let extra = key.distance(at).bits().saturating_sub(key.distance(holder).bits());
+    let shift = extra.clamp(1, 16) as u32 - 1;
+    let ttl = config.cache_ttl_max / (1u32 << shift);
+    ttl.max(config.cache_ttl_min)
+}
+
+#[cfg(any(test, feature = "selftest"))]
+pub(crate) mod tests {
+    use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    /// The id whose distance to the zero key is `bits` bits long (0: the key itself).
+    fn at_bits(bits: usize) -> NodeId {
+        let mut b = [0u8; 20];
+        if bits > 0 {
+            let i = 160 - bits;
+            b[i / 8] = 0x80 >> (i % 8);
+        }
+        NodeId::from_bytes(b)
+    }
+
+    fn addr(n: u8) -> PeerAddr {
+        PeerAddr::V4([10, 0, 0, n], 4000)
+    }
+
+    crate::selftest::unit_tests! {
+        fn a_cached_copy_lives_the_maximum_up_to_one_bit_farther_than_the_holder() {
+            let c = Config::default();
+            let key = Key::from_bytes([0; 20]);
+            assert_eq!(cache_ttl(&key, &at_bits(40), &at_bits(50), &c), c.cache_ttl_max);
+            assert_eq!(cache_ttl(&key, &at_bits(50), &at_bits(50), &c), c.cache_ttl_max);
+            assert_eq!(cache_ttl(&key, &at_bits(51), &at_bits(50), &c), c.cache_ttl_max);
+        }
+
+        fn a_cached_copy_lives_half_as_long_for_each_further_bit() {
+            let c = Config::default();
+            let key = Key::from_bytes([0; 20]);
+            assert_eq!(cache_ttl(&key, &at_bits(52), &at_bits(50), &c), c.cache_ttl_max / 2);
+            assert_eq!(cache_ttl(&key, &at_bits(53), &at_bits(50), &c), c.cache_ttl_max / 4);
+            assert_eq!(c.cache_ttl_max, 12 * HOUR);
+            assert_eq!(cache_ttl(&key, &at_bits(55), &at_bits(50), &c), Duration::from_secs(45 * 60));
+        }
+
+        fn a_cached_copy_lives_at_least_the_minimum() {
+            let c = Config::default();
+            let key = Key::from_bytes([0; 20]);
+            assert_eq!(cache_ttl(&key, &at_bits(160), &at_bits(1), &c), c.cache_ttl_min);
+            assert_eq!(cache_ttl(&key, &at_bits(70), &at_bits(50), &c), c.cache_ttl_min);
+        }
+
+        fn a_value_is_cached_at_the_closest_peer_that_answered_without_it() {
+            let mut l: Lookup<4> = Lookup::new(Key::from_bytes([0; 20]));
+            for (i, bits) in [10, 20, 30, 40].into_iter().enumerate() {
+                l.add(at_bits(bits), addr(i as u8), 1);
+            }
+            for _ in 0..4 {
+                l.next(4);
+            }
+            l.on_success(&at_bits(30), core::iter::empty());
+            l.on_success(&at_bits(20), core::iter::empty());
+            l.on_success(&at_bits(40), core::iter::empty());
+            // The holder (30 bits) is skipped; 20 is closer than 40.
+            assert_eq!(cache_target(&l, &at_bits(30)), Some((at_bits(20), addr(1))));
+        }
+
+        fn without_such_a_peer_a_value_is_cached_farther_out_but_never_at_a_failed_peer() {
+            let mut l: Lookup<4> = Lookup::new(Key::from_bytes([0; 20]));
+            for (i, bits) in [10, 20, 30, 40].into_iter().enumerate() {
+                l.add(at_bits(bits), addr(i as u8), 1);
+            }
+            for _ in 0..4 {
+                l.next(4);
+            }
+            l.on_success(&at_bits(20), core::iter::empty());
+            l.on_failure(&at_bits(30));
+            // 10 is nearer than the holder, 30 failed: 40, still waiting, is the guess.
+            assert_eq!(cache_target(&l, &at_bits(20)), Some((at_bits(40), addr(3))));
+            l.on_failure(&at_bits(40));
+            assert_eq!(cache_target(&l, &at_bits(20)), None);
+        }
     }
 }

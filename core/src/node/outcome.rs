@@ -152,3 +152,33 @@ impl<
         }
     }
 }
+
+#[cfg(any(test, feature = "selftest"))]
+pub(crate) mod tests {
+    use super::*;
+
+    crate::selftest::unit_tests! {
+        fn a_query_that_found_nothing_did_not_fail_but_one_nobody_answered_did() {
+            let not_found: [Outcome<8>; 3] = [
+                Outcome::Get(Err(QueryError::NotFound)),
+                Outcome::GetProviders(Err(QueryError::NotFound)),
+                Outcome::FindNode(Ok(Vec::new())),
+            ];
+            for o in &not_found {
+                assert!(!o.is_failure());
+            }
+            let no_acks = QueryError::NoAcks { tried: 3, refusal: Some(StoreStatus::Full) };
+            let failed: [Outcome<8>; 5] = [
+                Outcome::Bootstrap(Err(QueryError::NoPeers)),
+                Outcome::FindNode(Err(QueryError::NoPeers)),
+                Outcome::Get(Err(QueryError::NoPeers)),
+                Outcome::Put(Err(no_acks)),
+                Outcome::Provide(Err(QueryError::NoPeers)),
+            ];
+            for o in &failed {
+                assert!(o.is_failure());
+            }
+            assert!(!Outcome::<8>::Put(Ok(Acks { stored: 1, tried: 3 })).is_failure());
+        }
+    }
+}

@@ -3,13 +3,14 @@
 
 use crate::addr::PeerAddr;
 use crate::id::NodeId;
-use crate::routing::Insert;
+use crate::routing::{Failure, Insert};
 use crate::store::RecordStore;
 use crate::wire::Peer;
 
 use super::rpc::Request;
 use super::Node;
 
+/// A change of the routing table, waiting to be taken as an [`Event`](super::Event).
 #[derive(Clone, Copy, Debug)]
 pub(super) enum PeerChange {
     Added(Peer),
@@ -48,6 +49,21 @@ impl<
         }
     }
 
+    /// A request to `id` went unanswered: the table counts the failure and may drop the
+    /// contact for a replacement.
+    pub(super) fn peer_failed(&mut self, id: &NodeId) {
+        match self.routing.on_failure(id) {
+            Failure::Removed { removed, replacement } => {
+                self.push_event(PeerChange::Removed(Peer { id: removed.id, addr: removed.addr }));
+                if let Some(r) = replacement {
+                    self.push_event(PeerChange::Added(Peer { id: r.id, addr: r.addr }));
+                }
+            }
+            Failure::Kept | Failure::Unknown => {}
+        }
+    }
+
+    /// Queues a peer change for [`Node::poll_event`], counting it when the queue is full.
     pub(super) fn push_event(&mut self, e: PeerChange) {
         if self.events.push_back(e).is_err() {
             self.stats.events_dropped += 1;

@@ -20,6 +20,7 @@ use super::Node;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QueryId(pub u64);
 
+/// What a query is for: a command, or maintenance (which reports no event).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Kind {
     Bootstrap,
@@ -33,6 +34,7 @@ pub(super) enum Kind {
     Republish,
 }
 
+/// Where a query stands: pinging bootstrap addresses, looking up, storing, or done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Phase {
     Pinging,
@@ -41,6 +43,7 @@ pub(super) enum Phase {
     Done,
 }
 
+/// A query in progress: its lookup, what it found or stores, and its counters.
 #[derive(Clone, Debug)]
 pub(super) struct Query<const K: usize, const V: usize> {
     pub(super) id: QueryId,
@@ -76,14 +79,9 @@ impl<
         const E: usize,
     > Node<S, B, K, R, Q, P, V, PV, E>
 {
+    /// Slots free for a new user (`user`) or maintenance query (see [`free_slots`]).
     pub(super) fn free_slots(&self, user: bool) -> usize {
-        let free = Q - self.queries.len();
-        if user {
-            return free;
-        }
-        let internal = self.queries.iter().filter(|q| !q.user).count();
-        let internal_cap = (Q / 2).max(1);
-        free.min(internal_cap.saturating_sub(internal))
+        free_slots(Q, self.queries.len(), self.queries.iter().filter(|q| !q.user).count(), user)
     }
 
     pub(super) fn new_query(&mut self, kind: Kind, target: Key, user: bool) -> Result<QueryId, Error> {
@@ -236,12 +234,7 @@ impl<
                     self.finish(qid);
                 }
             }
-            Kind::Bootstrap => {
-                self.routing.mark_all_stale();
-                self.routing.touch(&target, now);
-                self.finish(qid);
-                self.refresh_buckets();
-            }
+            Kind::Bootstrap => self.bootstrap_done(qid, target),
             Kind::FindNode | Kind::GetProviders | Kind::Refresh => self.finish(qid),
         }
     }
@@ -278,6 +271,44 @@ impl<
                 self.drive(qid);
             }
             i += 1;
+        }
+    }
+}
+
+/// Query slots free for a new query, of `capacity` with `in_use` taken, `maintenance` of them
+/// by maintenance: a user query may take any free slot; maintenance (republish, refresh,
+/// re-announce) takes at most half the slots, and at least one, so that it never locks users
+/// out.
+pub(super) fn free_slots(capacity: usize, in_use: usize, maintenance: usize, user: bool) -> usize {
+    let free = capacity - in_use;
+    if user {
+        return free;
+    }
+    let maintenance_cap = (capacity / 2).max(1);
+    free.min(maintenance_cap.saturating_sub(maintenance))
+}
+
+#[cfg(any(test, feature = "selftest"))]
+pub(crate) mod tests {
+    use super::*;
+
+    crate::selftest::unit_tests! {
+        fn a_user_query_may_take_every_free_slot() {
+            assert_eq!(free_slots(8, 3, 3, true), 5);
+            assert_eq!(free_slots(8, 8, 0, true), 0);
+        }
+
+        fn maintenance_takes_at_most_half_the_query_slots() {
+            assert_eq!(free_slots(8, 0, 0, false), 4);
+            assert_eq!(free_slots(8, 3, 2, false), 2);
+            assert_eq!(free_slots(8, 4, 4, false), 0);
+            // Users hold 6 of 8: maintenance gets what is left, not its half.
+            assert_eq!(free_slots(8, 7, 1, false), 1);
+        }
+
+        fn maintenance_gets_one_slot_even_of_one() {
+            assert_eq!(free_slots(1, 0, 0, false), 1);
+            assert_eq!(free_slots(1, 1, 1, false), 0);
         }
     }
 }

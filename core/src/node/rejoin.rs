@@ -1,6 +1,7 @@
 //! Joining the network: the bootstrap command, and what a finished bootstrap does next.
 
 use crate::addr::PeerAddr;
+use crate::id::Key;
 use crate::store::RecordStore;
 use crate::time::Instant;
 
@@ -43,5 +44,14 @@ impl<
             self.start_lookup(qid);
         }
         Ok(qid)
+    }
+
+    /// The own-id lookup of a bootstrap finished: every bucket it did not pass through is
+    /// stale, so all are refreshed, farthest first.
+    pub(super) fn bootstrap_done(&mut self, qid: QueryId, target: Key) {
+        self.routing.mark_all_stale();
+        self.routing.touch(&target, self.now);
+        self.finish(qid);
+        self.refresh_buckets();
     }
 }

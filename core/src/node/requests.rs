@@ -10,6 +10,7 @@ use crate::wire::{Body, Message, StoreStatus, TxId};
 
 use super::Node;
 
+/// What an answer will say; encoded when it is sent, from the state at that time.
 #[derive(Clone, Copy, Debug)]
 pub(super) enum ReplyBody {
     Pong,
@@ -20,6 +21,7 @@ pub(super) enum ReplyBody {
     Providers { key: Key },
 }
 
+/// An answer waiting to be sent.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Reply {
     pub(super) to: PeerAddr,

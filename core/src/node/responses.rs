@@ -6,7 +6,7 @@ use crate::id::{Key, NodeId};
 use crate::store::{Origin, RecordStore};
 use crate::wire::{Body, Message, Peer, StoreStatus, WireRecord};
 
-use super::accept::check_signed;
+use super::accept::verify_signature;
 use super::queries::{Kind, Phase, QueryId};
 use super::rpc::Request;
 use super::Node;
@@ -109,7 +109,7 @@ impl<
         let Some(rec) = self.record_from_wire(w, Origin::Cache) else {
             return false;
         };
-        if rec.key != key || check_signed(&rec, None, None).is_err() {
+        if rec.key != key || verify_signature(&rec).is_err() {
             return false;
         }
         let Some(q) = self.query_mut(qid) else { return true };

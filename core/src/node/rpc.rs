@@ -6,15 +6,14 @@ use core::time::Duration;
 use rand_core::RngCore;
 
 use crate::addr::PeerAddr;
+use crate::config::Config;
 use crate::id::{Key, NodeId};
 use crate::lookup::PeerState;
-use crate::routing::Failure;
 use crate::stats::RequestKind;
 use crate::store::RecordStore;
 use crate::time::Instant;
-use crate::wire::{Peer, TxId};
+use crate::wire::TxId;
 
-use super::peers::PeerChange;
 use super::queries::{Phase, QueryId};
 use super::Node;
 
@@ -24,6 +23,7 @@ use super::Node;
 /// another timeout, which slows lookups under churn (see examples/simulate).
 pub const REQUEST_ATTEMPTS: u8 = 4;
 
+/// A request this node sends, and the query it serves (if any).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Request {
     Ping {
@@ -76,6 +76,7 @@ impl Request {
     }
 }
 
+/// A request waiting to be sent or answered.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Pending {
     pub(super) txid: TxId,
@@ -101,13 +102,9 @@ impl<
         const E: usize,
     > Node<S, B, K, R, Q, P, V, PV, E>
 {
-    /// Timeout of a request to `id`: three smoothed round trips, within the floor and ceiling.
+    /// Timeout of a request to `id` (see [`rpc_timeout`]).
     pub(super) fn rpc_timeout(&self, id: &NodeId) -> Duration {
-        match self.routing.get(id) {
-            Some(c) if c.srtt_ms > 0 => (Duration::from_millis(c.srtt_ms as u64) * 3)
-                .clamp(self.config.rpc_timeout_min, self.config.rpc_timeout_max),
-            _ => self.config.rpc_timeout_initial,
-        }
+        rpc_timeout(self.routing.get(id).map_or(0, |c| c.srtt_ms), &self.config)
     }
 
     pub(super) fn send_request(
@@ -161,15 +158,7 @@ impl<
         // A probe of a full bucket's oldest contact is judged on its last attempt only.
         let probe = matches!(p.request, Request::Ping { query: None });
         if let Some(id) = p.expect.filter(|_| !(retry && probe)) {
-            match self.routing.on_failure(&id) {
-                Failure::Removed { removed, replacement } => {
-                    self.push_event(PeerChange::Removed(Peer { id: removed.id, addr: removed.addr }));
-                    if let Some(r) = replacement {
-                        self.push_event(PeerChange::Added(Peer { id: r.id, addr: r.addr }));
-                    }
-                }
-                Failure::Kept | Failure::Unknown => {}
-            }
+            self.peer_failed(&id);
         }
         if let Some(qid) = p.request.query() {
             if let Some(q) = self.query_mut(qid) {
@@ -238,6 +227,35 @@ impl<
         };
         if start {
             self.start_lookup(qid);
+        }
+    }
+}
+
+/// Timeout of a request to a peer with smoothed round trip `srtt_ms` (0 while unmeasured):
+/// three round trips within `rpc_timeout_min` and `rpc_timeout_max`; `rpc_timeout_initial`
+/// while the round trip is unknown.
+pub(super) fn rpc_timeout(srtt_ms: u16, config: &Config) -> Duration {
+    if srtt_ms == 0 {
+        return config.rpc_timeout_initial;
+    }
+    (Duration::from_millis(srtt_ms as u64) * 3).clamp(config.rpc_timeout_min, config.rpc_timeout_max)
+}
+
+#[cfg(any(test, feature = "selftest"))]
+pub(crate) mod tests {
+    use super::*;
+
+    crate::selftest::unit_tests! {
+        fn a_request_times_out_after_three_round_trips_within_floor_and_ceiling() {
+            let c = Config::default();
+            assert_eq!(rpc_timeout(100, &c), Duration::from_millis(300));
+            assert_eq!(rpc_timeout(10, &c), c.rpc_timeout_min);
+            assert_eq!(rpc_timeout(5000, &c), c.rpc_timeout_max);
+        }
+
+        fn a_request_to_a_peer_never_measured_gets_the_initial_timeout() {
+            let c = Config::default();
+            assert_eq!(rpc_timeout(0, &c), c.rpc_timeout_initial);
         }
     }
 }
