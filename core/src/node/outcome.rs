@@ -32,7 +32,7 @@ impl fmt::Display for QueryError {
         match self {
             QueryError::NotFound => f.write_str("not found"),
             QueryError::NoAcks { tried, refusal: Some(r) } => {
-                write!(f, "no peer stored the value ({tried} asked, last refusal: {r:?})")
+                write!(f, "no peer stored the value ({tried} asked, last refusal: {r})")
             }
             QueryError::NoAcks { tried, refusal: None } => {
                 write!(f, "no peer stored the value ({tried} asked, none answered)")
@@ -179,6 +179,18 @@ pub(crate) mod tests {
                 assert!(o.is_failure());
             }
             assert!(!Outcome::<8>::Put(Ok(Acks { stored: 1, tried: 3 })).is_failure());
+        }
+
+        fn a_refused_store_says_why_in_words() {
+            use core::fmt::Write;
+            let mut s = heapless::String::<200>::new();
+            let e = QueryError::NoAcks { tried: 3, refusal: Some(StoreStatus::StaleSeq) };
+            write!(s, "{e}").unwrap();
+            assert_eq!(
+                s.as_str(),
+                "no peer stored the value (3 asked, last refusal: the peer holds a higher sequence \
+                 number (or the same one with another value): publish with a higher seq)"
+            );
         }
     }
 }
