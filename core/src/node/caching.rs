@@ -67,14 +67,14 @@ pub(super) fn cache_target<const K: usize>(
         .map(|c| (c.id, c.addr))
 }
 
-/// TTL of a copy cached at `at`: the configured maximum halved for every bit by which
-/// `at` is farther from the key than the peer that held it (at least halved once), never
-/// below the minimum. Cached copies therefore expire sooner than primaries, and sooner
-/// the farther they are from the key.
+/// TTL of a copy cached at `at`: `cache_ttl_max` when `at` is no farther from the key than
+/// the peer that held it (in bits of distance), halved for every bit by which it is farther,
+/// never below `cache_ttl_min`. Cached copies expire sooner than primaries (the maximum is half
+/// the record TTL by default), and sooner the farther they are from the key, as the paper's
+/// "exponentially inversely proportional" rule against over-caching asks.
 pub(super) fn cache_ttl(key: &Key, at: &NodeId, holder: &NodeId, config: &Config) -> Duration {
     let extra = key.distance(at).bits().saturating_sub(key.distance(holder).bits());
-    let shift = extra.clamp(1, 16) as u32 - 1;
-    let ttl = config.cache_ttl_max / (1u32 << shift);
+    let ttl = config.cache_ttl_max / (1u32 << extra.min(31));
     ttl.max(config.cache_ttl_min)
 }
 
@@ -99,21 +99,20 @@ pub(crate) mod tests {
     }
 
     crate::selftest::unit_tests! {
-        fn a_cached_copy_lives_the_maximum_up_to_one_bit_farther_than_the_holder() {
+        fn a_cached_copy_no_farther_than_the_holder_lives_the_maximum() {
             let c = Config::default();
             let key = Key::from_bytes([0; 20]);
             assert_eq!(cache_ttl(&key, &at_bits(40), &at_bits(50), &c), c.cache_ttl_max);
             assert_eq!(cache_ttl(&key, &at_bits(50), &at_bits(50), &c), c.cache_ttl_max);
-            assert_eq!(cache_ttl(&key, &at_bits(51), &at_bits(50), &c), c.cache_ttl_max);
         }
 
-        fn a_cached_copy_lives_half_as_long_for_each_further_bit() {
+        fn a_cached_copy_lives_half_as_long_for_every_bit_farther_than_the_holder() {
             let c = Config::default();
             let key = Key::from_bytes([0; 20]);
-            assert_eq!(cache_ttl(&key, &at_bits(52), &at_bits(50), &c), c.cache_ttl_max / 2);
-            assert_eq!(cache_ttl(&key, &at_bits(53), &at_bits(50), &c), c.cache_ttl_max / 4);
+            assert_eq!(cache_ttl(&key, &at_bits(51), &at_bits(50), &c), c.cache_ttl_max / 2);
+            assert_eq!(cache_ttl(&key, &at_bits(52), &at_bits(50), &c), c.cache_ttl_max / 4);
             assert_eq!(c.cache_ttl_max, 12 * HOUR);
-            assert_eq!(cache_ttl(&key, &at_bits(55), &at_bits(50), &c), Duration::from_secs(45 * 60));
+            assert_eq!(cache_ttl(&key, &at_bits(54), &at_bits(50), &c), Duration::from_secs(45 * 60));
         }
 
         fn a_cached_copy_lives_at_least_the_minimum() {
