@@ -98,6 +98,19 @@ pub(crate) mod tests {
         PeerAddr::V4([10, 0, 0, n], 4000)
     }
 
+    /// A lookup of the zero key that asked its four candidates, at 10, 20, 30 and 40 bits
+    /// (addresses 0 to 3), and heard from none yet.
+    fn asked_all() -> Lookup<4> {
+        let mut l = Lookup::new(Key::from_bytes([0; 20]));
+        for (i, bits) in [10, 20, 30, 40].into_iter().enumerate() {
+            l.add(at_bits(bits), addr(i as u8), 1);
+        }
+        for _ in 0..4 {
+            l.next(4);
+        }
+        l
+    }
+
     crate::selftest::unit_tests! {
         fn a_cached_copy_no_farther_than_the_holder_lives_the_maximum() {
             let c = Config::default();
@@ -123,13 +136,7 @@ pub(crate) mod tests {
         }
 
         fn a_value_is_cached_at_the_closest_peer_that_answered_without_it() {
-            let mut l: Lookup<4> = Lookup::new(Key::from_bytes([0; 20]));
-            for (i, bits) in [10, 20, 30, 40].into_iter().enumerate() {
-                l.add(at_bits(bits), addr(i as u8), 1);
-            }
-            for _ in 0..4 {
-                l.next(4);
-            }
+            let mut l = asked_all();
             l.on_success(&at_bits(30), core::iter::empty());
             l.on_success(&at_bits(20), core::iter::empty());
             l.on_success(&at_bits(40), core::iter::empty());
@@ -138,13 +145,7 @@ pub(crate) mod tests {
         }
 
         fn without_such_a_peer_a_value_is_cached_farther_out_but_never_at_a_failed_peer() {
-            let mut l: Lookup<4> = Lookup::new(Key::from_bytes([0; 20]));
-            for (i, bits) in [10, 20, 30, 40].into_iter().enumerate() {
-                l.add(at_bits(bits), addr(i as u8), 1);
-            }
-            for _ in 0..4 {
-                l.next(4);
-            }
+            let mut l = asked_all();
             l.on_success(&at_bits(20), core::iter::empty());
             l.on_failure(&at_bits(30));
             // 10 is nearer than the holder, 30 failed: 40, still waiting, is the guess.
