@@ -37,4 +37,13 @@ macro_rules! unit_tests {
 pub(crate) use unit_tests;
 
 /// Every unit test of the core, module by module.
-pub const ALL: &[&[Test]] = &[crate::stats::tests::TESTS];
+pub const ALL: &[&[Test]] = &[
+    crate::node::accept::tests::TESTS,
+    crate::node::caching::tests::TESTS,
+    crate::node::maintenance::tests::TESTS,
+    crate::node::outcome::tests::TESTS,
+    crate::node::queries::tests::TESTS,
+    crate::node::replication::tests::TESTS,
+    crate::node::rpc::tests::TESTS,
+    crate::stats::tests::TESTS,
+];
