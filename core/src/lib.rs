@@ -49,7 +49,7 @@
 //! | `node/rejoin.rs` | joining the network: bootstrap, and what a finished bootstrap does next |
 //! | `node/queries.rs` | the query table (maintenance takes at most half) and each query's phases |
 //! | `node/outcome.rs` | what a finished query reports: its outcome, errors and counters |
-//! | `node/rpc.rs` | requests sent: pending table, transaction ids, timeouts, retries, failures |
+//! | `node/rpc.rs` | requests sent: pending table, transaction ids, timeouts, retries sent together, failures |
 //! | `node/requests.rs` | answering a peer's PING, FIND_NODE, FIND_VALUE, STORE and provider requests |
 //! | `node/responses.rs` | matching an answer to its request and feeding it to the query that asked |
 //! | `node/accept.rs` | which records the store takes (signature, seq, CAS, cache) and serves |
@@ -58,6 +58,7 @@
 //! | `node/maintenance.rs` | expiry, republish (publisher, holders), provider re-announce, refresh |
 //! | `node/peers.rs` | routing upkeep: a peer heard from or lost, probes of full buckets, peer events |
 //! | `node/codec.rs` | requests, replies and records to and from their wire form |
+//! | `node/testpeer.rs` | tests only: a node under test and its peers played by hand |
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

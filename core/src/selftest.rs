@@ -38,6 +38,7 @@ pub(crate) use unit_tests;
 
 /// Every unit test of the core, module by module.
 pub const ALL: &[&[Test]] = &[
+    crate::lookup::stall_tests::TESTS,
     crate::node::accept::tests::TESTS,
     crate::node::caching::tests::TESTS,
     crate::node::maintenance::tests::TESTS,
@@ -45,5 +46,6 @@ pub const ALL: &[&[Test]] = &[
     crate::node::queries::tests::TESTS,
     crate::node::replication::tests::TESTS,
     crate::node::rpc::tests::TESTS,
+    crate::node::rpc::retry_tests::TESTS,
     crate::stats::tests::TESTS,
 ];

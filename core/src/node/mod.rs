@@ -32,6 +32,8 @@ pub(crate) mod replication;
 pub(crate) mod requests;
 pub(crate) mod responses;
 pub(crate) mod rpc;
+#[cfg(any(test, feature = "selftest"))]
+pub(crate) mod testpeer;
 
 pub use commands::{Error, SignedPut};
 pub use outcome::{Acks, Outcome, QueryError, QueryStats};
@@ -284,9 +286,10 @@ impl<
                     return Some(Transmit { to: p.to, len });
                 }
                 None => {
-                    // The record vanished or the buffer is too small: drop the request
-                    // without blaming the peer.
+                    // The record vanished or the buffer is too small: drop the request (and
+                    // its other attempts) without blaming the peer.
                     self.pending.swap_remove(i);
+                    self.pending.retain(|o| !o.same_request(&p));
                     self.stats.requests_dropped += 1;
                     self.request_failed_for_query(p);
                     if let Some(qid) = p.request.query() {
