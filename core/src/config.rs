@@ -17,11 +17,12 @@ pub struct Config {
     /// Client mode: this node queries and stores but asks peers not to add it to their routing
     /// tables (browsers, sleepy devices). Default false.
     pub client_mode: bool,
-    /// Timeout of a request to a peer whose round trip is unknown. Default 1 s.
+    /// Timeout of a request before the node has measured any round trip. Default 1 s.
     pub rpc_timeout_initial: Duration,
-    /// Floor of the round-trip-derived timeout. Default 150 ms.
+    /// Floor of the round-trip-derived timeouts (per peer and node-wide, see [`crate::rtt`]).
+    /// Default 150 ms.
     pub rpc_timeout_min: Duration,
-    /// Ceiling of the round-trip-derived timeout. Default 3 s.
+    /// Ceiling of the round-trip-derived timeouts. Default 3 s.
     pub rpc_timeout_max: Duration,
     /// Lifetime of a record after its (re)publication. Default 24 h.
     pub record_ttl: Duration,

@@ -36,6 +36,7 @@
 //! | [`config`] | run-time settings (intervals, timeouts, α, client mode) and their defaults |
 //! | [`presets`] | capacity presets: tested combinations of the node's const generics, with sizes |
 //! | [`routing`] | the routing table: k-buckets, replacement cache, splits, liveness, probing |
+//! | [`rtt`] | round trips and timeouts: per peer, and node-wide for peers never measured |
 //! | [`lookup`] | the iterative lookup: α requests in flight over the `K` closest candidates |
 //! | [`store`] | records, their origins (publisher, replica, cache) and eviction when full |
 //! | [`providers`] | provider records: who serves a key, their expiry and re-announcement |
@@ -75,6 +76,7 @@ pub mod node;
 pub mod presets;
 pub mod providers;
 pub mod routing;
+pub mod rtt;
 #[cfg(any(test, feature = "selftest"))]
 pub mod selftest;
 pub mod signed;

@@ -46,6 +46,6 @@ pub const ALL: &[&[Test]] = &[
     crate::node::queries::tests::TESTS,
     crate::node::replication::tests::TESTS,
     crate::node::rpc::tests::TESTS,
-    crate::node::rpc::retry_tests::TESTS,
+    crate::rtt::tests::TESTS,
     crate::stats::tests::TESTS,
 ];

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::id::NodeId;
 use crate::providers::Providers;
 use crate::routing::RoutingTable;
+use crate::rtt::RttEstimator;
 use crate::stats::Stats;
 use crate::store::RecordStore;
 use crate::time::Instant;
@@ -129,6 +130,7 @@ pub struct Node<
     events: Deque<PeerChange, E>,
     next_query: u64,
     next_maintenance: Instant,
+    rtt: RttEstimator,
     stats: Stats,
 }
 
@@ -164,6 +166,7 @@ impl<
             events: Deque::new(),
             next_query: 1,
             next_maintenance: now + config.maintenance_interval,
+            rtt: RttEstimator::new(),
             stats: Stats::default(),
         }
     }
@@ -191,6 +194,11 @@ impl<
     /// The record store, mutably (for example to delete a record).
     pub fn store_mut(&mut self) -> &mut S {
         &mut self.store
+    }
+
+    /// The node-wide round-trip estimate (the timeout of peers never measured).
+    pub fn rtt(&self) -> &RttEstimator {
+        &self.rtt
     }
 
     /// Counters.

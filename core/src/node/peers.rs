@@ -41,9 +41,7 @@ impl<
                 self.replicate_to(id, addr);
             }
             Insert::Cached { ping: Some(lrs) } => {
-                let timeout = self.rpc_timeout(&lrs.id);
-                let _ =
-                    self.send_request(lrs.addr, Some(lrs.id), Request::Ping { query: None }, Some(timeout));
+                let _ = self.send_request(lrs.addr, Some(lrs.id), Request::Ping { query: None });
             }
             Insert::Cached { ping: None } | Insert::Updated | Insert::OwnId => {}
         }

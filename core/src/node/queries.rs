@@ -168,8 +168,7 @@ impl<
                         Kind::GetProviders => Request::GetProviders { query: qid, key: target },
                         _ => Request::FindNode { query: qid, target },
                     };
-                    let timeout = self.rpc_timeout(&c.id);
-                    let sent = self.send_request(c.addr, Some(c.id), req, Some(timeout)).is_ok();
+                    let sent = self.send_request(c.addr, Some(c.id), req).is_ok();
                     let Some(q) = self.query_mut(qid) else { return };
                     if !sent {
                         // No room for another request: ask again when a slot frees.
@@ -191,8 +190,7 @@ impl<
                         } else {
                             Request::Store { query: Some(qid), key, cached_ttl: None }
                         };
-                        let timeout = self.rpc_timeout(&c.id);
-                        let sent = self.send_request(c.addr, Some(c.id), req, Some(timeout)).is_ok();
+                        let sent = self.send_request(c.addr, Some(c.id), req).is_ok();
                         let Some(q) = self.query_mut(qid) else { return };
                         if !sent {
                             q.starved = true;

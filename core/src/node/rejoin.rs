@@ -32,7 +32,7 @@ impl<
         let qid = self.new_query(Kind::Bootstrap, self.id.as_key(), true)?;
         let mut sent = 0u16;
         for a in addrs.iter().filter(|a| a.is_routable()) {
-            if self.send_request(*a, None, Request::Ping { query: Some(qid) }, None).is_ok() {
+            if self.send_request(*a, None, Request::Ping { query: Some(qid) }).is_ok() {
                 sent += 1;
             }
         }

@@ -37,7 +37,7 @@ impl<
             let n = self.routing.closest(&key, Some(&peer), &mut near);
             if newcomer_gets::<K>(&key, &self.id, &peer, &near[..n]) {
                 let req = Request::Store { query: None, key, cached_ttl: None };
-                if self.send_request(addr, Some(peer), req, None).is_ok() {
+                if self.send_request(addr, Some(peer), req).is_ok() {
                     self.stats.replications += 1;
                 } else {
                     return;

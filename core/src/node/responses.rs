@@ -37,6 +37,7 @@ impl<
         // One answer settles every attempt of the request (retries, a late first attempt).
         self.pending.retain(|o| !o.same_request(&p));
         let rtt = self.now.saturating_since(p.sent_at);
+        self.rtt.sample(rtt);
         if !h.flags.is_client() {
             self.saw_peer(h.sender, from, true);
             self.routing.on_alive(&h.sender, Some(rtt), self.now);

@@ -6,9 +6,9 @@ use core::time::Duration;
 use rand_core::RngCore;
 
 use crate::addr::PeerAddr;
-use crate::config::Config;
 use crate::id::{Key, NodeId};
 use crate::lookup::PeerState;
+use crate::rtt;
 use crate::stats::RequestKind;
 use crate::store::RecordStore;
 use crate::time::Instant;
@@ -127,19 +127,20 @@ impl<
         const E: usize,
     > Node<S, B, K, R, Q, P, V, PV, E>
 {
-    /// Timeout of a request to `id` (see [`rpc_timeout`]).
-    pub(super) fn rpc_timeout(&self, id: &NodeId) -> Duration {
-        rpc_timeout(self.routing.get(id).map_or(0, |c| c.srtt_ms), &self.config)
+    /// Timeout of a request to `id`, or to an address of unknown id (see [`rtt::timeout`]).
+    pub(super) fn rpc_timeout(&self, id: Option<&NodeId>) -> Duration {
+        let srtt_ms = id.and_then(|id| self.routing.get(id)).map_or(0, |c| c.srtt_ms);
+        rtt::timeout(srtt_ms, &self.rtt, &self.config)
     }
 
+    /// Queues a request to `to` (expected to be `expect`), with the timeout its peer gets.
     pub(super) fn send_request(
         &mut self,
         to: PeerAddr,
         expect: Option<NodeId>,
         request: Request,
-        timeout: Option<Duration>,
     ) -> Result<(), ()> {
-        let timeout = timeout.unwrap_or(self.config.rpc_timeout_initial);
+        let timeout = self.rpc_timeout(expect.as_ref());
         self.push_pending(to, expect, request, timeout, None)
     }
 
@@ -294,37 +295,8 @@ impl<
     }
 }
 
-/// Timeout of a request to a peer with smoothed round trip `srtt_ms` (0 while unmeasured):
-/// three round trips within `rpc_timeout_min` and `rpc_timeout_max`; `rpc_timeout_initial`
-/// while the round trip is unknown.
-pub(super) fn rpc_timeout(srtt_ms: u16, config: &Config) -> Duration {
-    if srtt_ms == 0 {
-        return config.rpc_timeout_initial;
-    }
-    (Duration::from_millis(srtt_ms as u64) * 3).clamp(config.rpc_timeout_min, config.rpc_timeout_max)
-}
-
 #[cfg(any(test, feature = "selftest"))]
 pub(crate) mod tests {
-    use super::*;
-
-    crate::selftest::unit_tests! {
-        fn a_request_times_out_after_three_round_trips_within_floor_and_ceiling() {
-            let c = Config::default();
-            assert_eq!(rpc_timeout(100, &c), Duration::from_millis(300));
-            assert_eq!(rpc_timeout(10, &c), c.rpc_timeout_min);
-            assert_eq!(rpc_timeout(5000, &c), c.rpc_timeout_max);
-        }
-
-        fn a_request_to_a_peer_never_measured_gets_the_initial_timeout() {
-            let c = Config::default();
-            assert_eq!(rpc_timeout(0, &c), c.rpc_timeout_initial);
-        }
-    }
-}
-
-#[cfg(any(test, feature = "selftest"))]
-pub(crate) mod retry_tests {
     use crate::config::Config;
     use crate::node::testpeer::{answer_nodes, at, drain, key, meet, node, peer, pong, TestNode};
     use crate::node::{Event, Outcome, QueryError};
@@ -413,12 +385,25 @@ pub(crate) mod retry_tests {
             let mut n = node(Config::default());
             meet(&mut n, at(0), &[p1]);
             for _ in 0..2 {
-                n.send_request(p1.addr, Some(p1.id), Request::Ping { query: None }, None).unwrap();
+                n.send_request(p1.addr, Some(p1.id), Request::Ping { query: None }).unwrap();
             }
             let pings: heapless::Vec<_, 2> = drain(&mut n).requests_to(p1.addr).copied().collect();
             assert_eq!(pings.len(), 2);
             pong(&mut n, at(10), p1, pings[0].txid);
             assert_eq!(drain(&mut n).wake_at, at(1000), "the second is still awaited");
+        }
+
+        fn a_peer_never_measured_gets_the_timeout_the_node_measured_of_the_network() {
+            let (p1, p2) = (peer(1), peer(2));
+            let mut n = asking(Config { alpha: 1, ..Config::default() }, &[p1, p2]);
+            let first = drain(&mut n);
+            assert_eq!(first.wake_at, at(1000), "nothing measured yet: the initial timeout");
+            let to_p1: heapless::Vec<_, 1> = first.requests_to(p1.addr).copied().collect();
+            answer_nodes(&mut n, at(100), p1, to_p1[0].txid, &[]);
+            let next = drain(&mut n);
+            assert_eq!(next.requests_to(p2.addr).count(), 1);
+            // One round trip of 100 ms: srtt 100 ms, deviation 50 ms, timeout 100 + 4 × 50.
+            assert_eq!(next.wake_at, at(100 + 300));
         }
 
         fn a_timed_out_peer_gives_its_alpha_slot_to_the_next_candidate() {
