@@ -35,7 +35,7 @@
 //! | [`time`] | caller-supplied time: the core never reads a clock |
 //! | [`config`] | run-time settings (intervals, timeouts, α, client mode) and their defaults |
 //! | [`presets`] | capacity presets: tested combinations of the node's const generics, with sizes |
-//! | [`routing`] | the routing table: k-buckets, replacement cache, splits, liveness, probing |
+//! | [`routing`] | the routing table: k-buckets, replacement cache, splits, contact states |
 //! | [`rtt`] | round trips and timeouts: per peer, and node-wide for peers never measured |
 //! | [`lookup`] | the iterative lookup: α requests in flight over the `K` closest candidates |
 //! | [`store`] | records, their origins (publisher, replica, cache) and eviction when full |
@@ -57,7 +57,7 @@
 //! | `node/caching.rs` | where a found value is cached along the lookup path, and for how long |
 //! | `node/replication.rs` | which held records a newly seen peer gets from this node |
 //! | `node/maintenance.rs` | expiry, republish (publisher, holders), provider re-announce, refresh |
-//! | `node/peers.rs` | routing upkeep: a peer heard from or lost, probes of full buckets, peer events |
+//! | `node/peers.rs` | routing upkeep: a peer heard from or lost, probes, background pings, events |
 //! | `node/codec.rs` | requests, replies and records to and from their wire form |
 //! | `node/testpeer.rs` | tests only: a node under test and its peers played by hand |
 #![no_std]

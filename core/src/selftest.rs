@@ -43,9 +43,11 @@ pub const ALL: &[&[Test]] = &[
     crate::node::caching::tests::TESTS,
     crate::node::maintenance::tests::TESTS,
     crate::node::outcome::tests::TESTS,
+    crate::node::peers::tests::TESTS,
     crate::node::queries::tests::TESTS,
     crate::node::replication::tests::TESTS,
     crate::node::rpc::tests::TESTS,
+    crate::routing::state_tests::TESTS,
     crate::rtt::tests::TESTS,
     crate::stats::tests::TESTS,
 ];

@@ -100,6 +100,9 @@ pub struct Stats {
     pub timeouts: u64,
     /// Requests sent again after a timeout (see [`crate::node::REQUEST_ATTEMPTS`]).
     pub retries: u64,
+    /// Background pings of contacts about to turn questionable (see
+    /// [`crate::routing::RoutingConfig::liveness_pings`]).
+    pub liveness_pings: u64,
     /// Answers not sent because the reply queue was full.
     pub replies_dropped: u64,
     /// Requests not sent because the pending table was full.

@@ -56,6 +56,7 @@ impl<
             }
         }
         self.refresh_buckets();
+        self.ping_silent_contacts();
     }
 
     /// Starts a republish of the held record under `key`: a holder sends it with its remaining

@@ -8,6 +8,7 @@ use rand_core::RngCore;
 use crate::addr::PeerAddr;
 use crate::id::{Key, NodeId};
 use crate::lookup::PeerState;
+use crate::routing::ContactState;
 use crate::rtt;
 use crate::stats::RequestKind;
 use crate::store::RecordStore;
@@ -201,8 +202,10 @@ impl<
         if p.attempt == 0 && !unresponsive && self.still_awaited(&p) && self.retry_together(p) {
             return;
         }
-        // Every attempt failed: the peer did not answer.
-        if let Some(id) = p.expect.filter(|_| p.attempt > 0) {
+        // Every attempt failed, or the one attempt a bad peer gets: the peer did not answer
+        // (a bad contact nothing replaces is dropped after `max_failures_hard` of these).
+        let bad = p.expect.is_some_and(|id| self.is_bad(&id));
+        if let Some(id) = p.expect.filter(|_| p.attempt > 0 || bad) {
             self.peer_failed(&id);
         }
         self.request_failed_for_query(p);
@@ -244,8 +247,12 @@ impl<
     /// Whether `id` has already shown it does not answer: the routing table counts it failing,
     /// or another request to it is being retried. A lookup does not wait for such a peer.
     fn judged_unresponsive(&self, id: &NodeId) -> bool {
-        self.routing.get(id).is_some_and(|c| c.failures > 0)
-            || self.pending.iter().any(|o| o.expect == Some(*id) && o.attempt > 0)
+        self.is_bad(id) || self.pending.iter().any(|o| o.expect == Some(*id) && o.attempt > 0)
+    }
+
+    /// Whether the routing table holds `id` as bad.
+    fn is_bad(&self, id: &NodeId) -> bool {
+        self.routing.get(id).is_some_and(|c| self.routing.state(c, self.now) == ContactState::Bad)
     }
 
     /// Whether a timed-out request still serves a purpose: its query waits for it in the same
@@ -328,14 +335,14 @@ pub(crate) mod tests {
             let p1 = peer(1);
             let mut n = asking(Config::default(), &[p1]);
             let first = drain(&mut n);
-            let sent: heapless::Vec<_, 4> = first.requests_to(p1.addr).copied().collect();
+            let sent: heapless::Vec<_, 4> = first.requests_to(p1.addr).cloned().collect();
             assert_eq!(sent.len(), 1);
             assert_eq!(sent[0].request, Some(RequestKind::FindNode));
             // The peer's round trip is unknown: the first attempt times out after 1 s.
             assert_eq!(first.wake_at, at(1000));
             n.handle_timeout(at(1000));
             let retries = drain(&mut n);
-            let again: heapless::Vec<_, 4> = retries.requests_to(p1.addr).copied().collect();
+            let again: heapless::Vec<_, 4> = retries.requests_to(p1.addr).cloned().collect();
             assert_eq!(again.len(), usize::from(REQUEST_ATTEMPTS) - 1, "the retries go out at once");
             assert!(again.iter().all(|r| r.txid != sent[0].txid));
             assert!(again.iter().all(|a| again.iter().filter(|b| b.txid == a.txid).count() == 1));
@@ -364,20 +371,27 @@ pub(crate) mod tests {
         }
 
         fn a_lookup_does_not_wait_for_a_peer_already_judged_unresponsive() {
-            let p1 = peer(1);
-            let mut n = asking(Config::default(), &[p1]);
+            let (p1, p2) = (peer(1), peer(2));
+            let mut n = asking(Config::default(), &[p2]);
             drain(&mut n);
             n.handle_timeout(at(1000));
             drain(&mut n);
             n.handle_timeout(at(2000));
             drain(&mut n);
-            // The peer failed every attempt of the last request: the next lookup asks it once.
-            n.find_node(key(1), at(3000)).unwrap();
-            assert_eq!(drain(&mut n).requests_to(p1.addr).count(), 1);
-            n.handle_timeout(at(4000));
+            // Peer 2 failed every attempt: it is bad, and no lookup starts from it.
+            meet(&mut n, at(3000), &[p1]);
+            n.find_node(key(2), at(3000)).unwrap();
+            let first = drain(&mut n);
+            assert_eq!(first.requests_to(p2.addr).count(), 0);
+            let to_p1: heapless::Vec<_, 1> = first.requests_to(p1.addr).cloned().collect();
+            // Peer 1 names it: it is asked once, and not waited for past its first timeout.
+            answer_nodes(&mut n, at(3050), p1, to_p1[0].txid, &[p2]);
+            let asked = drain(&mut n);
+            assert_eq!(asked.requests_to(p2.addr).count(), 1);
+            n.handle_timeout(asked.wake_at);
             let done = drain(&mut n);
-            assert_eq!(done.requests_to(p1.addr).count(), 0, "no retries");
-            assert_eq!(found(&done.events), Some(Err(QueryError::NoPeers)));
+            assert_eq!(done.requests_to(p2.addr).count(), 0, "no retries");
+            assert_eq!(found(&done.events), Some(Ok(heapless::Vec::from_slice(&[p1]).unwrap())));
         }
 
         fn an_answer_settles_its_own_request_not_the_same_question_asked_again() {
@@ -387,7 +401,7 @@ pub(crate) mod tests {
             for _ in 0..2 {
                 n.send_request(p1.addr, Some(p1.id), Request::Ping { query: None }).unwrap();
             }
-            let pings: heapless::Vec<_, 2> = drain(&mut n).requests_to(p1.addr).copied().collect();
+            let pings: heapless::Vec<_, 2> = drain(&mut n).requests_to(p1.addr).cloned().collect();
             assert_eq!(pings.len(), 2);
             pong(&mut n, at(10), p1, pings[0].txid);
             assert_eq!(drain(&mut n).wake_at, at(1000), "the second is still awaited");
@@ -398,7 +412,7 @@ pub(crate) mod tests {
             let mut n = asking(Config { alpha: 1, ..Config::default() }, &[p1, p2]);
             let first = drain(&mut n);
             assert_eq!(first.wake_at, at(1000), "nothing measured yet: the initial timeout");
-            let to_p1: heapless::Vec<_, 1> = first.requests_to(p1.addr).copied().collect();
+            let to_p1: heapless::Vec<_, 1> = first.requests_to(p1.addr).cloned().collect();
             answer_nodes(&mut n, at(100), p1, to_p1[0].txid, &[]);
             let next = drain(&mut n);
             assert_eq!(next.requests_to(p2.addr).count(), 1);
@@ -414,7 +428,7 @@ pub(crate) mod tests {
             n.handle_timeout(at(1000));
             let next = drain(&mut n);
             assert_eq!(next.requests_to(p1.addr).count(), usize::from(REQUEST_ATTEMPTS) - 1);
-            let to_p2: heapless::Vec<_, 1> = next.requests_to(p2.addr).copied().collect();
+            let to_p2: heapless::Vec<_, 1> = next.requests_to(p2.addr).cloned().collect();
             assert_eq!(to_p2.len(), 1, "the next candidate is asked at once");
             answer_nodes(&mut n, at(1050), p2, to_p2[0].txid, &[]);
             // Peer 1 is nearer and its retries are still out: the lookup waits for them.

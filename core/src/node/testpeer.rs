@@ -10,7 +10,7 @@ use crate::id::{Key, NodeId};
 use crate::stats::RequestKind;
 use crate::store::MemoryStore;
 use crate::time::Instant;
-use crate::wire::{self, Body, Flags, Header, Message, Peer, TxId, MAX_DATAGRAM, VERSION};
+use crate::wire::{self, Body, Flags, Header, Message, Peer, TxId, MAX_CONTACTS, MAX_DATAGRAM, VERSION};
 
 use super::{Event, Node, Output};
 
@@ -39,13 +39,14 @@ pub(crate) fn at(ms: u64) -> Instant {
     Instant::from_millis(ms)
 }
 
-/// A datagram the node sent: where, its transaction id, and the request it carries (`None`
-/// for an answer).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A datagram the node sent: where, its transaction id, the request it carries (`None` for an
+/// answer), and the peers an answer names.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Sent {
     pub(crate) to: PeerAddr,
     pub(crate) txid: TxId,
     pub(crate) request: Option<RequestKind>,
+    pub(crate) nodes: Vec<Peer, MAX_CONTACTS>,
 }
 
 /// What one drain of [`Node::poll_output`] gave.
@@ -80,7 +81,12 @@ pub(crate) fn drain(node: &mut TestNode) -> Drained {
                     Body::GetProviders { .. } => Some(RequestKind::GetProviders),
                     _ => None,
                 };
-                d.sent.push(Sent { to: t.to, txid: msg.header.txid, request }).expect("at most 32 datagrams");
+                let nodes = match msg.body {
+                    Body::Nodes { contacts } => contacts,
+                    _ => Vec::new(),
+                };
+                let sent = Sent { to: t.to, txid: msg.header.txid, request, nodes };
+                d.sent.push(sent).expect("at most 32 datagrams");
             }
             Output::Event(e) => d.events.push(e).expect("at most 8 events"),
             Output::Timeout(at) => {
