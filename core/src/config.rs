@@ -46,6 +46,14 @@ pub struct Config {
     pub maintenance_interval: Duration,
     /// Failure limits and liveness probing of routing contacts.
     pub routing: RoutingConfig,
+    /// The node bootstraps again on its own when fewer contacts than this are left that are
+    /// not bad (and fewer than right after its last successful bootstrap). Default 3.
+    pub rejoin_floor: usize,
+    /// Wait before bootstrapping again after a failed bootstrap; doubled after each further
+    /// failure. Default 5 s.
+    pub rejoin_backoff: Duration,
+    /// Longest wait between attempts to bootstrap again. Default 10 min.
+    pub rejoin_backoff_max: Duration,
 }
 
 impl Default for Config {
@@ -66,6 +74,9 @@ impl Default for Config {
             provider_republish_interval: 12 * HOUR,
             maintenance_interval: MINUTE,
             routing: RoutingConfig::default(),
+            rejoin_floor: 3,
+            rejoin_backoff: Duration::from_secs(5),
+            rejoin_backoff_max: 10 * MINUTE,
         }
     }
 }

@@ -47,7 +47,7 @@
 //! | `selftest` | the unit tests as plain functions, for runners without a test harness |
 //! | [`node`] (`node/mod.rs`) | the engine: its state, and the dispatch of inputs and outputs |
 //! | `node/commands.rs` | the user's commands (find, get, put, provide) and why one is refused |
-//! | `node/rejoin.rs` | joining the network: bootstrap, and what a finished bootstrap does next |
+//! | `node/rejoin.rs` | joining the network, and again when the table runs dry: seeds, backoff |
 //! | `node/queries.rs` | the query table (maintenance takes at most half) and each query's phases |
 //! | `node/outcome.rs` | what a finished query reports: its outcome, errors and counters |
 //! | `node/rpc.rs` | requests sent: pending table, transaction ids, timeouts, retries sent together, failures |

@@ -45,6 +45,7 @@ pub const ALL: &[&[Test]] = &[
     crate::node::outcome::tests::TESTS,
     crate::node::peers::tests::TESTS,
     crate::node::queries::tests::TESTS,
+    crate::node::rejoin::tests::TESTS,
     crate::node::replication::tests::TESTS,
     crate::node::rpc::tests::TESTS,
     crate::routing::state_tests::TESTS,

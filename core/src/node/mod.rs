@@ -39,10 +39,12 @@ pub(crate) mod testpeer;
 pub use commands::{Error, SignedPut};
 pub use outcome::{Acks, Outcome, QueryError, QueryStats};
 pub use queries::QueryId;
+pub use rejoin::MAX_SEEDS;
 pub use rpc::REQUEST_ATTEMPTS;
 
 use peers::PeerChange;
 use queries::{Phase, Query};
+use rejoin::Rejoin;
 use requests::Reply;
 use rpc::Pending;
 
@@ -131,6 +133,7 @@ pub struct Node<
     next_query: u64,
     next_maintenance: Instant,
     rtt: RttEstimator,
+    rejoin: Rejoin,
     stats: Stats,
 }
 
@@ -167,6 +170,7 @@ impl<
             next_query: 1,
             next_maintenance: now + config.maintenance_interval,
             rtt: RttEstimator::new(),
+            rejoin: Rejoin::new(&config),
             stats: Stats::default(),
         }
     }
@@ -264,6 +268,8 @@ impl<
         if now >= self.next_maintenance {
             self.next_maintenance = now + self.config.maintenance_interval;
             self.maintenance();
+        } else if self.rejoin.due.is_some_and(|due| due <= now) {
+            self.check_rejoin();
         }
         let mut i = 0;
         while i < self.queries.len() {
@@ -309,11 +315,12 @@ impl<
         None
     }
 
-    /// When `handle_timeout` should be called next: the earliest request deadline, or the
-    /// next maintenance run.
+    /// When `handle_timeout` should be called next: the earliest request deadline, the next
+    /// maintenance run, or the next attempt to rejoin.
     pub fn poll_timeout(&self) -> Instant {
         let rpc = self.pending.iter().map(|p| p.deadline).min();
-        rpc.map_or(self.next_maintenance, |d| d.min(self.next_maintenance))
+        let next = rpc.map_or(self.next_maintenance, |d| d.min(self.next_maintenance));
+        self.rejoin.due.map_or(next, |due| due.min(next))
     }
 
     /// The next thing to do, written for the one loop every front end runs after each input
