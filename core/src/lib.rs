@@ -1,10 +1,12 @@
 //! kad-core: a `no_std`, allocation-free, fixed-capacity, sans-IO Kademlia engine.
 //!
-//! The [`Node`] holds all protocol logic; a front end feeds it datagrams and time and drains
-//! datagrams, timeouts and events:
+//! The [`Node`] holds all protocol logic; a front end feeds it datagrams, time and commands and
+//! drains datagrams, events and the next timeout with [`Node::poll_output`]. Commands that find
+//! every query slot taken wait in a [`Backlog`]: the one back-pressure policy of all front ends
+//! (see [`backlog`]).
 //!
 //! ```
-//! use kad_core::{presets::host, Config, Instant, Key, NodeId, ValueKind, wire::MAX_DATAGRAM};
+//! use kad_core::{presets::host, Config, Instant, Key, NodeId, Output, ValueKind, wire::MAX_DATAGRAM};
 //! # use rand::SeedableRng;
 //! let mut rng = rand::rngs::StdRng::seed_from_u64(1);
 //! let now = Instant::ZERO;
@@ -13,11 +15,15 @@
 //! // An empty routing table cannot store anything: the error says what to do.
 //! let err = node.put(Key::hash(b"greeting"), ValueKind::Text, b"hello", now).unwrap_err();
 //! assert_eq!(err.to_string(), "no known peers: bootstrap from a running node first");
-//! // The loop of every front end: transmit, take events, sleep until the timeout.
+//! // The loop of every front end after each input: drain the outputs until the timeout.
 //! let mut buf = [0u8; MAX_DATAGRAM];
-//! while let Some(t) = node.poll_transmit(&mut buf) { /* socket.send_to(&buf[..t.len], t.to) */ }
-//! while let Some(event) = node.poll_event() { /* hand results to the user */ }
-//! let _sleep_until = node.poll_timeout();
+//! let _sleep_until = loop {
+//!     match node.poll_output(&mut buf) {
+//!         Output::Transmit(t) => { /* socket.send_to(&buf[..t.len], t.to) */ }
+//!         Output::Event(event) => { /* hand results to the user */ }
+//!         Output::Timeout(at) => break at,
+//!     }
+//! };
 //! ```
 #![no_std]
 #![forbid(unsafe_code)]
@@ -27,6 +33,7 @@
 extern crate std;
 
 pub mod addr;
+pub mod backlog;
 pub mod config;
 pub mod frame;
 pub mod id;
@@ -44,6 +51,7 @@ pub mod time;
 pub mod wire;
 
 pub use addr::PeerAddr;
+pub use backlog::Backlog;
 pub use config::Config;
 pub use id::{Distance, Key, NodeId};
 pub use node::{

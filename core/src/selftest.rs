@@ -37,4 +37,4 @@ macro_rules! unit_tests {
 pub(crate) use unit_tests;
 
 /// Every unit test of the core, module by module.
-pub const ALL: &[&[Test]] = &[crate::stats::tests::TESTS];
+pub const ALL: &[&[Test]] = &[crate::backlog::tests::TESTS, crate::stats::tests::TESTS];
