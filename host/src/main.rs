@@ -1,5 +1,7 @@
 //! `kad`: run a node, or use the DHT from the command line.
 
+mod bench;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use kad_core::signed::Keypair;
 use kad_core::Key;
-use kad_host::{bench, Config, Error, Node, Relay, RelayConfig, Value};
+use kad_host::{Config, Error, Node, Relay, RelayConfig, Value};
 use serde_json::json;
 
 /// A Kademlia DHT node and client. Start a node with `kad node`; the first node of a new
