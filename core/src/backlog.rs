@@ -6,15 +6,18 @@
 //! that refusal on to their callers. Their policy, the same in kad-host, kad-wasm and
 //! kad-embedded:
 //!
-//! 1. **Wait in line.** Every command that starts a query joins the front end's [`Backlog`]
-//!    (first in, first out, capacity `N`) instead of going to the node directly.
+//! 1. **Wait in line.** Every command that starts a query waits, first in first out, in a
+//!    bounded queue instead of going to the node directly: a [`Backlog`] (kad-host, kad-wasm),
+//!    or a bounded command channel that holds nothing else (kad-embedded, where a second copy
+//!    of each command would cost RAM).
 //! 2. **Start as slots free.** After each input given to the node (a datagram, a timeout, a
-//!    command) and after each finished query taken from
-//!    [`Node::poll_output`] (`Event::QueryDone` frees its slot), the front end starts waiting
-//!    commands, oldest first, while the node has a free slot:
-//!    `while let Some(c) = backlog.next_to_start(&node) { start(c) }`. A command the node then
-//!    refuses for another reason (no peers, value too large) fails to its caller then.
-//! 3. **Push back when full.** While the backlog is full the front end takes no new command:
+//!    command) and after each finished query taken from [`Node::poll_output`]
+//!    (`Event::QueryDone` frees its slot), the front end starts waiting commands, oldest first,
+//!    while [`Node::can_start_query`]:
+//!    `while let Some(c) = backlog.next_to_start(node.can_start_query()) { start(c) }`; a
+//!    channel used as the backlog is read only then. A command the node refuses for another
+//!    reason (no peers, value too large) fails to its caller when it starts.
+//! 3. **Push back when full.** While the queue is full the front end takes no new command:
 //!    callers wait in its bounded command channel (kad-host, kad-embedded), and a caller that
 //!    cannot be made to wait (a browser call hands back its Promise at once) is refused with
 //!    [`Full`].
@@ -90,24 +93,10 @@ impl<C, const N: usize> Backlog<C, N> {
         self.waiting.push_back(command).map_err(|command| Full { command, capacity: N })
     }
 
-    /// The oldest waiting command, if `node` has a query slot free to start it in (so starting
-    /// it is never refused as busy).
-    #[allow(clippy::type_complexity)]
-    pub fn next_to_start<
-        S: RecordStore<V>,
-        const B: usize,
-        const K: usize,
-        const R: usize,
-        const Q: usize,
-        const P: usize,
-        const V: usize,
-        const PV: usize,
-        const E: usize,
-    >(
-        &mut self,
-        node: &Node<S, B, K, R, Q, P, V, PV, E>,
-    ) -> Option<C> {
-        if node.queries_in_flight() < Q {
+    /// The oldest waiting command when `can_start` (give it [`Node::can_start_query`], so
+    /// that the command is never refused as busy); `None` otherwise.
+    pub fn next_to_start(&mut self, can_start: bool) -> Option<C> {
+        if can_start {
             self.waiting.pop_front()
         } else {
             None
@@ -117,6 +106,26 @@ impl<C, const N: usize> Backlog<C, N> {
     /// Takes every waiting command, oldest first (a front end that stops fails them).
     pub fn drain(&mut self) -> impl Iterator<Item = C> + '_ {
         core::iter::from_fn(|| self.waiting.pop_front())
+    }
+}
+
+impl<
+        S: RecordStore<V>,
+        const B: usize,
+        const K: usize,
+        const R: usize,
+        const Q: usize,
+        const P: usize,
+        const V: usize,
+        const PV: usize,
+        const E: usize,
+    > Node<S, B, K, R, Q, P, V, PV, E>
+{
+    /// Whether a command that starts a query would start now: one of the `Q` query slots is
+    /// free. Otherwise the command would be refused with [`Error::Busy`](crate::Error::Busy);
+    /// front ends wait for this instead (see the [module docs](self)).
+    pub fn can_start_query(&self) -> bool {
+        self.queries_in_flight() < Q
     }
 }
 
@@ -156,7 +165,7 @@ pub(crate) mod tests {
     }
 
     crate::selftest::unit_tests! {
-        fn commands_wait_in_order_and_start_only_while_the_node_has_a_free_query_slot() {
+        fn commands_wait_in_order_and_start_only_while_the_node_can_start_a_query() {
             let key = Key::hash(b"k");
             let mut node = one_slot_node_holding(key);
             let mut backlog: Backlog<u8, 4> = Backlog::new();
@@ -164,14 +173,14 @@ pub(crate) mod tests {
                 backlog.push(c).unwrap();
             }
             // A get the local store answers still holds the one slot until its result is taken.
-            assert_eq!(backlog.next_to_start(&node), Some(1));
+            assert_eq!(backlog.next_to_start(node.can_start_query()), Some(1));
             node.get(key, Instant::ZERO).unwrap();
-            assert_eq!(backlog.next_to_start(&node), None);
+            assert_eq!(backlog.next_to_start(node.can_start_query()), None);
             // Exactly when the backlog holds back, the node itself would refuse as busy.
             assert_eq!(node.get(key, Instant::ZERO), Err(Error::Busy { capacity: 1 }));
             let mut buf = [0u8; MAX_DATAGRAM];
             assert!(matches!(node.poll_output(&mut buf), Output::Event(Event::QueryDone { .. })));
-            assert_eq!(backlog.next_to_start(&node), Some(2));
+            assert_eq!(backlog.next_to_start(node.can_start_query()), Some(2));
             assert_eq!(backlog.len(), 1);
         }
 

@@ -1,11 +1,11 @@
 //! The [`Runner`]: one task that owns the UDP socket and the node and moves bytes, time and
 //! commands in and out of it.
 //!
-//! Its loop is the core's rule, "mutate, then drain outputs": start the commands waiting for a
-//! query slot, send every datagram the node has and hand finished queries to their callers until
-//! the node gives its next timeout, then wait for whichever comes first of a datagram, that
-//! timeout and a command. Back-pressure is kad-core's policy ([`kad_core::backlog`]): commands
-//! wait in a backlog of [`BACKLOG`], and while it is full the channel is not read, so callers wait.
+//! Its loop is the core's rule, "mutate, then drain outputs": send every datagram the node has
+//! and hand finished queries to their callers until the node gives its next timeout, then wait
+//! for whichever comes first of a datagram, that timeout and a command. Back-pressure is
+//! kad-core's policy ([`kad_core::backlog`]) with the command channel as the backlog: it is read
+//! only while the node can start a query, so commands wait in it in order and callers wait.
 
 use embassy_futures::select::{select, select3, Either, Either3};
 use embassy_net::udp::{BindError, PacketMetadata, UdpSocket};
@@ -14,7 +14,7 @@ use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_time::{Duration, Timer};
 use heapless::Vec;
 use kad_core::wire::MAX_DATAGRAM;
-use kad_core::{Backlog, Event, Instant, Node, Outcome, Output, PeerAddr, QueryId, RecordStore, Transmit};
+use kad_core::{Event, Instant, Node, Outcome, Output, PeerAddr, QueryId, RecordStore, Transmit};
 
 use crate::dht::{Answer, Command, DhtError, Reply, Request, Shared, CALLERS, MAX_BOOTSTRAP};
 use crate::fmt::Disp;
@@ -38,8 +38,6 @@ pub const BOOTSTRAP_RETRY: Duration = Duration::from_secs(2);
 pub const SEND_STALL: Duration = Duration::from_millis(2500);
 /// The longest wait between two bootstrap attempts.
 pub const BOOTSTRAP_RETRY_MAX: Duration = Duration::from_secs(64);
-/// Commands waiting for a free query slot: one per caller, as each has at most one in flight.
-pub const BACKLOG: usize = CALLERS;
 
 /// The socket's buffers and the one datagram the node writes into: `RX_BYTES + TX_BYTES +
 /// MAX_DATAGRAM` bytes plus packet metadata. Put it in a `static` (its constructor is `const`).
@@ -131,7 +129,6 @@ pub struct Runner<
     bootstrap_query: Option<QueryId>,
     bootstrap_at: Option<embassy_time::Instant>,
     bootstrap_wait: Duration,
-    backlog: Backlog<Request<V>, BACKLOG>,
     inflight: Vec<InFlight, CALLERS>,
 }
 
@@ -177,7 +174,6 @@ impl<
             bootstrap,
             bootstrap_query: None,
             bootstrap_wait: BOOTSTRAP_RETRY,
-            backlog: Backlog::new(),
             inflight: Vec::new(),
         })
     }
@@ -192,18 +188,17 @@ impl<
         }
         loop {
             self.maybe_bootstrap();
-            self.start_waiting();
             let mut wake = deadline(self.drain().await);
             if let Some(at) = self.bootstrap_at {
                 wake = wake.min(at);
             }
-            let room = self.backlog.has_room();
+            let take = self.node.can_start_query();
             let Runner { socket, node, shared, .. } = &mut self;
             let datagram = socket.recv_from_with(|bytes, meta| {
                 node.handle_datagram(now(), peer_addr(meta.endpoint), bytes);
             });
             let command = async {
-                if room {
+                if take {
                     shared.commands.receive().await
                 } else {
                     core::future::pending().await
@@ -217,8 +212,7 @@ impl<
                 }
                 Either3::Third(req) => {
                     trace!("kad: command");
-                    // Cannot be full: the channel is read only while the backlog has room.
-                    let _ = self.backlog.push(req);
+                    self.start(req)
                 }
             }
         }
@@ -245,12 +239,6 @@ impl<
     fn retry_bootstrap(&mut self) {
         self.bootstrap_at = Some(embassy_time::Instant::now() + self.bootstrap_wait);
         self.bootstrap_wait = (self.bootstrap_wait * 2).min(BOOTSTRAP_RETRY_MAX);
-    }
-
-    fn start_waiting(&mut self) {
-        while let Some(req) = self.backlog.next_to_start(self.node) {
-            self.start(req);
-        }
     }
 
     /// Hands a command to the node; one it refuses is answered at once with the reason.
@@ -281,8 +269,8 @@ impl<
         }
     }
 
-    /// Sends every datagram the node has and hands out every finished query (each frees a slot
-    /// for a waiting command) until the node gives its next timeout.
+    /// Sends every datagram the node has and hands out every finished query until the node gives
+    /// its next timeout.
     async fn drain(&mut self) -> Instant {
         loop {
             // Taken apart before the await, so that no event is kept in the task's future.
@@ -300,10 +288,7 @@ impl<
 
     fn event(&mut self, event: Event<V>) {
         match event {
-            Event::QueryDone { id, outcome, .. } => {
-                self.done(id, outcome);
-                self.start_waiting();
-            }
+            Event::QueryDone { id, outcome, .. } => self.done(id, outcome),
             Event::PeerAdded(p) => debug!("kad: peer {} at {} added", Disp(p.id), Disp(p.addr)),
             Event::PeerRemoved(p) => debug!("kad: peer {} at {} removed", Disp(p.id), Disp(p.addr)),
         }

@@ -558,7 +558,7 @@ impl Task {
     }
 
     fn start_waiting(&mut self) {
-        while let Some(q) = self.backlog.next_to_start(&self.core) {
+        while let Some(q) = self.backlog.next_to_start(self.core.can_start_query()) {
             self.start(*q);
         }
     }

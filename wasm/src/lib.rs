@@ -661,7 +661,7 @@ impl Inner {
     /// Starts the calls waiting in the backlog while the node has a free query slot; a call
     /// the node refuses (no peers, value too large) rejects.
     fn start_waiting(&mut self, calls: &mut Calls) {
-        while let Some(w) = self.backlog.next_to_start(&self.core) {
+        while let Some(w) = self.backlog.next_to_start(self.core.can_start_query()) {
             match (w.start)(&mut self.core, self.clock.now()) {
                 Ok(id) => self.waiters.push(Waiter {
                     id: Some(id),
