@@ -126,13 +126,8 @@ pub const BACKLOG: usize = 64;
 /// Starts a query on the node.
 type Start = Box<dyn FnOnce(&mut Core, Instant) -> Result<QueryId, kad_core::Error>>;
 
-/// A call waiting in the backlog: what starts its query, and its Promise.
-struct Waiting {
-    want: Want,
-    start: Start,
-    resolve: Function,
-    reject: Function,
-}
+/// A call waiting in the backlog: what starts its query, and its waiter (no id yet).
+type Waiting = (Start, Waiter);
 
 struct Inner {
     core: Box<Core>,
@@ -533,8 +528,8 @@ impl DhtNode {
                 return;
             }
             let Some(start) = start.take() else { return };
-            if let Err(full) = i.backlog.push(Waiting { want, start, resolve, reject }) {
-                let _ = full.command.reject.call1(&JsValue::NULL, &js::error(&full.to_string()));
+            if let Err(full) = i.backlog.push((start, Waiter { id: None, want, resolve, reject })) {
+                let _ = full.command.1.reject.call1(&JsValue::NULL, &js::error(&full.to_string()));
             }
         });
         drive(inner);
@@ -661,14 +656,12 @@ impl Inner {
     /// Starts the calls waiting in the backlog while the node has a free query slot; a call
     /// the node refuses (no peers, value too large) rejects.
     fn start_waiting(&mut self, calls: &mut Calls) {
-        while let Some(w) = self.backlog.next_to_start(self.core.can_start_query()) {
-            match (w.start)(&mut self.core, self.clock.now()) {
-                Ok(id) => self.waiters.push(Waiter {
-                    id: Some(id),
-                    want: w.want,
-                    resolve: w.resolve,
-                    reject: w.reject,
-                }),
+        while let Some((start, mut w)) = self.backlog.next_to_start(self.core.can_start_query()) {
+            match start(&mut self.core, self.clock.now()) {
+                Ok(id) => {
+                    w.id = Some(id);
+                    self.waiters.push(w);
+                }
                 Err(e) => calls.push((w.reject, js::error(&e.to_string()))),
             }
         }
@@ -775,13 +768,12 @@ fn shut(rc: &Rc<RefCell<Inner>>, code: u16, why: &str) {
         i.ws.set_onclose(None);
         i.ws.set_onerror(None);
         let _ = i.ws.close();
-        let started = i.waiters.drain(..).map(|w| (w.want, w.reject));
-        let waiters: Vec<_> = started.chain(i.backlog.drain().map(|w| (w.want, w.reject))).collect();
-        (waiters, i.on_event.clone())
+        let waiting = i.backlog.drain().map(|(_, w)| w);
+        (i.waiters.drain(..).chain(waiting).collect::<Vec<_>>(), i.on_event.clone())
     };
-    for (want, reject) in waiters {
-        let msg = if want == Want::Connect { why.to_string() } else { format!("the node closed: {why}") };
-        let _ = reject.call1(&JsValue::NULL, &js::error(&msg));
+    for w in waiters {
+        let msg = if w.want == Want::Connect { why.to_string() } else { format!("the node closed: {why}") };
+        let _ = w.reject.call1(&JsValue::NULL, &js::error(&msg));
     }
     if let Some(f) = on_event {
         let info = js::object(&[("type", "closed".into()), ("code", code.into()), ("reason", why.into())]);
