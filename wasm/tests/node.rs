@@ -110,8 +110,8 @@ fn install_world() -> Hooks {
     (onconnect, onsend)
 }
 
-async fn settle(p: js_sys::Promise) -> Result<JsValue, String> {
-    JsFuture::from(p)
+async fn settle(p: impl Into<JsFuture>) -> Result<JsValue, String> {
+    p.into()
         .await
         .map_err(|e| Reflect::get(&e, &"message".into()).ok().and_then(|m| m.as_string()).unwrap_or_default())
 }
@@ -273,8 +273,10 @@ async fn calls_beyond_the_query_slots_wait_and_a_call_beyond_the_backlog_rejects
     let node = settle(DhtNode::connect("ws://fake/".into(), Some(options(&[])))).await.expect("connects");
     let node = DhtNode::try_from_js_value(node).expect("a DhtNode");
     // All at once: at most QUERIES start, BACKLOG wait for a slot, the rest reject at once.
+    // Each Promise is handled as it is made (a rejection nobody handles stops Node).
     let calls = preset::QUERIES + BACKLOG + 1;
-    let promises: Vec<_> = (0..calls).map(|i| node.get(format!("missing-{i}").into())).collect();
+    let promises: Vec<JsFuture> =
+        (0..calls).map(|i| node.get(format!("missing-{i}").into()).into()).collect();
     let mut found_nothing = 0;
     let mut refused = Vec::new();
     for p in promises {
@@ -292,7 +294,8 @@ async fn calls_beyond_the_query_slots_wait_and_a_call_beyond_the_backlog_rejects
     assert!(!refused.is_empty() && refused.iter().all(|e| *e == full), "{refused:?}");
 
     // Closing rejects the calls in flight and those still waiting for a slot alike.
-    let promises: Vec<_> = (0..preset::QUERIES + 3).map(|i| node.get(format!("late-{i}").into())).collect();
+    let promises: Vec<JsFuture> =
+        (0..preset::QUERIES + 3).map(|i| node.get(format!("late-{i}").into()).into()).collect();
     node.close();
     for p in promises {
         assert_eq!(settle(p).await.unwrap_err(), "the node closed: closed by the application");
