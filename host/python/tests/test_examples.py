@@ -1,6 +1,9 @@
 """The `kademlia` documentation's three examples, as the package README gives them (only the
-import line changed), run as scripts against each other and against the `kad` command."""
+import line changed), run as scripts against each other and against the `kad` command, in a
+network namespace of their own (the examples use fixed ports; root is needed, as for the
+embedded tests)."""
 
+import os
 import pathlib
 import re
 import signal
@@ -8,7 +11,9 @@ import subprocess
 import sys
 import time
 
-from conftest import kad
+import pytest
+
+from conftest import KAD_BIN
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 FIRST_PORT = 8468  # the examples' own ports
@@ -19,10 +24,23 @@ def example(name):
     return blocks[name]
 
 
-def udp_bound(port):
-    """Whether some socket of this machine is bound to UDP `port` on IPv4."""
-    with open("/proc/net/udp") as f:
-        return any(int(line.split()[1].split(":")[1], 16) == port for line in list(f)[1:])
+@pytest.fixture
+def netns():
+    """A network namespace with loopback up; yields the prefix that runs a command in it."""
+    name = f"kad-python-examples-{os.getpid()}"
+    subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield ["ip", "netns", "exec", name]
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=True)
+
+
+def udp_bound(ns, port):
+    """Whether a socket in the namespace is bound to UDP `port` on IPv4."""
+    table = subprocess.run([*ns, "cat", "/proc/net/udp"], capture_output=True, text=True, check=True).stdout
+    return any(int(line.split()[1].split(":")[1], 16) == port for line in table.splitlines()[1:])
 
 
 def test_the_examples_differ_from_kademlias_by_their_import_only():
@@ -32,25 +50,30 @@ def test_the_examples_differ_from_kademlias_by_their_import_only():
         assert "kademlia.network" not in code
 
 
-def test_first_node_set_and_get_examples_form_a_network(tmp_path):
-    assert not udp_bound(FIRST_PORT), f"UDP port {FIRST_PORT} is taken; the examples need it"
+def test_first_node_set_and_get_examples_form_a_network(tmp_path, netns):
     scripts = {}
     for name in ("first_node.py", "set.py", "get.py"):
         scripts[name] = tmp_path / name
         scripts[name].write_text(example(name))
     first = subprocess.Popen(
-        [sys.executable, str(scripts["first_node.py"])], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*netns, sys.executable, str(scripts["first_node.py"])],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 20
-        while not udp_bound(FIRST_PORT):
+        while not udp_bound(netns, FIRST_PORT):
             assert first.poll() is None, first.communicate()
             assert time.monotonic() < deadline, "first_node.py did not listen within 20 s"
             time.sleep(0.05)
 
         seed = ["127.0.0.1", str(FIRST_PORT)]
         run = lambda *args: subprocess.run(  # noqa: E731
-            [sys.executable, *args], capture_output=True, text=True, timeout=60
+            [*netns, sys.executable, *args], capture_output=True, text=True, timeout=60
+        )
+        kad = lambda *args: subprocess.run(  # noqa: E731
+            [*netns, KAD_BIN, *args], capture_output=True, text=True, timeout=60
         )
         s = run(str(scripts["set.py"]), *seed, "my-key", "my awesome value")
         assert s.returncode == 0, s.stderr
@@ -60,13 +83,14 @@ def test_first_node_set_and_get_examples_form_a_network(tmp_path):
         assert run(str(scripts["get.py"])).stdout.startswith("Usage: python get.py")
 
         # The `kad` command reads what the Python example stored, and the other way round.
-        assert kad("get", "--bootstrap", f"127.0.0.1:{FIRST_PORT}", "my-key")[1].strip() == "my awesome value"
-        code, _, err = kad("put", "--bootstrap", f"127.0.0.1:{FIRST_PORT}", "from-kad", "hello from kad")
-        assert code == 0, err
+        assert kad("get", "--bootstrap", f"127.0.0.1:{FIRST_PORT}", "my-key").stdout.strip() == "my awesome value"
+        p = kad("put", "--bootstrap", f"127.0.0.1:{FIRST_PORT}", "from-kad", "hello from kad")
+        assert p.returncode == 0, p.stderr
         g = run(str(scripts["get.py"]), *seed, "from-kad")
         assert g.stdout.strip() == "Get result: hello from kad", g.stderr
     finally:
-        first.send_signal(signal.SIGINT)  # the example stops its server on KeyboardInterrupt
+        # The example stops its server on KeyboardInterrupt (`ip netns exec` execs python).
+        first.send_signal(signal.SIGINT)
         out, err = first.communicate(timeout=20)
     assert first.returncode == 0, err
-    assert not udp_bound(FIRST_PORT)
+    assert not udp_bound(netns, FIRST_PORT)

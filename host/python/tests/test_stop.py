@@ -2,6 +2,8 @@
 
 import asyncio
 import gc
+import subprocess
+import sys
 
 import pytest
 
@@ -9,9 +11,18 @@ import kad
 from conftest import bounded, census
 
 
+async def baseline():
+    """The census once one server has run: its first runtime makes tokio's process-wide signal
+    socket pair (kad-host's tokio has the `signal` feature), made once, never again."""
+    s = kad.Server()
+    await s.listen(0)
+    s.stop()
+    return census()
+
+
 @bounded(30)
 async def test_stop_leaves_no_thread_and_no_socket_behind():
-    threads, fds = census()
+    threads, fds = await baseline()
     servers = []
     for _ in range(5):
         s = kad.Server()
@@ -40,7 +51,7 @@ async def test_stop_leaves_no_thread_and_no_socket_behind():
 
 @bounded(30)
 async def test_a_server_dropped_without_stop_is_stopped_by_the_garbage_collector():
-    threads, fds = census()
+    threads, fds = await baseline()
     s = kad.Server()
     await s.listen(0)
     assert census()[0] == threads + 1
@@ -83,3 +94,20 @@ async def test_a_call_cancelled_in_flight_leaves_the_server_usable():
     assert await b.get("k") == "v"
     a.stop()
     b.stop()
+
+
+def test_a_program_that_never_calls_stop_exits_promptly_and_cleanly():
+    # Servers still referenced at exit are stopped by the module's atexit hook.
+    program = (
+        "import asyncio, kad\n"
+        "servers = [kad.Server(), kad.Server()]\n"
+        "async def main():\n"
+        "    a, b = servers\n"
+        "    await a.listen(0)\n"
+        "    await b.listen(0)\n"
+        "    await b.bootstrap([a.address])\n"
+        "    print(await b.set('k', 'v'))\n"
+        "asyncio.run(main())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=30)
+    assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "True", "")
