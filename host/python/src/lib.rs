@@ -202,7 +202,7 @@ fn keygen<'py>(py: Python<'py>) -> (Bound<'py, PyBytes>, Bound<'py, PyBytes>) {
 /// The node thread and the way to stop it.
 struct Running {
     handle: Handle,
-    stop: oneshot::Sender<()>,
+    quit: oneshot::Sender<()>,
     thread: JoinHandle<()>,
 }
 
@@ -228,10 +228,26 @@ fn stop_state(py: Python<'_>, state: &Mutex<State>) {
         }
     };
     if let Some(r) = taken {
-        let _ = r.stop.send(());
-        py.detach(|| {
-            let _ = r.thread.join();
+        r.stop(py);
+    }
+}
+
+impl Running {
+    fn stop(self, py: Python<'_>) {
+        let _ = self.quit.send(());
+        let thread = self.thread;
+        py.detach(move || {
+            let _ = thread.join();
         });
+    }
+}
+
+/// The error for a server that cannot take a command in `state`, if any.
+fn not_idle(state: &State) -> Option<PyErr> {
+    match state {
+        State::Idle => None,
+        State::Running(r) => Some(KadError::new_err(format!("already listening on {}", r.handle.addr()))),
+        State::Stopped => Some(py_err(kad_host::Error::Stopped)),
     }
 }
 
@@ -280,45 +296,48 @@ impl Server {
         match &*self.state.lock().unwrap_or_else(|e| e.into_inner()) {
             State::Running(r) => Ok(r.handle.clone()),
             State::Idle => Err(KadError::new_err("not listening: await listen(port) first")),
-            State::Stopped => Err(KadError::new_err("the node has stopped")),
+            State::Stopped => Err(py_err(kad_host::Error::Stopped)),
         }
     }
 
-    /// Blocks on `f` (a call to the node thread) with the GIL released.
-    fn wait<T: Send>(&self, py: Python<'_>, f: impl std::future::Future<Output = T> + Send) -> T {
-        py.detach(|| futures_block_on(f))
-    }
-
+    /// Starts the node thread. The state's lock is never held while waiting: the node thread
+    /// may need the GIL (to log) before it is ready, and a caller of `handle()` holds the GIL.
     fn start(&self, py: Python<'_>, bind: SocketAddr) -> PyResult<()> {
         refresh_log_level(py);
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        match &*state {
-            State::Idle => {}
-            State::Running(r) => {
-                return Err(KadError::new_err(format!("already listening on {}", r.handle.addr())));
-            }
-            State::Stopped => return Err(KadError::new_err("the node has stopped")),
+        if let Some(e) = not_idle(&self.state.lock().unwrap_or_else(|e| e.into_inner())) {
+            return Err(e);
         }
         let mut config =
             Config { bind, data_dir: self.storage.clone(), id: self.node_id, ..Config::default() };
         config.core.alpha = self.alpha;
         config.core.client_mode = self.client_mode;
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = oneshot::channel();
+        let (quit, stop_rx) = oneshot::channel();
         let thread = std::thread::Builder::new()
             .name("kad-node".into())
             .spawn(move || node_thread(config, ready_tx, stop_rx))
             .map_err(|e| PyOSError::new_err(format!("cannot start the node's thread: {e}")))?;
-        match py.detach(move || ready_rx.recv()) {
-            Ok(Ok(handle)) => {
-                *state = State::Running(Running { handle, stop: stop_tx, thread });
-                Ok(())
-            }
+        let handle = match py.detach(move || ready_rx.recv()) {
+            Ok(Ok(handle)) => handle,
             Ok(Err(e)) => {
                 py.detach(|| thread.join()).ok();
+                return Err(e);
+            }
+            Err(_) => return Err(KadError::new_err("the node's thread ended before it started")),
+        };
+        let running = Running { handle, quit, thread };
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match not_idle(&state) {
+            None => {
+                *state = State::Running(running);
+                Ok(())
+            }
+            Some(e) => {
+                // Another listen() or a stop() came first.
+                drop(state);
+                running.stop(py);
                 Err(e)
             }
-            Err(_) => Err(KadError::new_err("the node's thread ended before it started")),
         }
     }
 
@@ -327,8 +346,13 @@ impl Server {
     }
 }
 
+/// Waits for `f` (a call to the node thread) with the GIL released.
+fn wait<T: Send>(py: Python<'_>, f: impl std::future::Future<Output = T> + Send) -> T {
+    py.detach(|| block_on(f))
+}
+
 /// Drives a future that needs no runtime (a kad-host call: channels) on the calling thread.
-fn futures_block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
     struct Unpark(std::thread::Thread);
     impl std::task::Wake for Unpark {
         fn wake(self: Arc<Self>) {
@@ -501,14 +525,14 @@ impl Server {
     /// The contacts of the routing table as `[(ip, port), ...]`, to bootstrap from next time.
     fn bootstrappable_neighbors(&self, py: Python<'_>) -> PyResult<Vec<(String, u16)>> {
         let handle = self.handle()?;
-        let peers = self.wait(py, Server::contacts(&handle))?;
+        let peers = wait(py, Server::contacts(&handle))?;
         Ok(peers.into_iter().map(|p| (p.ip, p.port)).collect())
     }
 
     /// Writes ksize, alpha, the id and the neighbors to `path` (JSON), for `load_state`.
     fn save_state(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
         let handle = self.handle()?;
-        let peers = self.wait(py, Server::contacts(&handle))?;
+        let peers = wait(py, Server::contacts(&handle))?;
         let neighbors: Vec<_> = peers.iter().map(|p| (p.ip.as_str(), p.port)).collect();
         let state = serde_json::json!({
             "ksize": K,
@@ -565,7 +589,7 @@ impl Server {
     /// A snapshot of the node's counters.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let handle = self.handle()?;
-        let s = self.wait(py, handle.status()).map_err(py_err)?;
+        let s = wait(py, handle.status()).map_err(py_err)?;
         let d = PyDict::new(py);
         d.set_item("contacts", s.buckets.iter().sum::<usize>())?;
         d.set_item("records", s.records)?;
