@@ -386,12 +386,14 @@ impl Server {
     #[new]
     #[pyo3(signature = (ksize=20, alpha=3, node_id=None, storage=None, client_mode=false))]
     fn new(
+        py: Python<'_>,
         ksize: usize,
         alpha: usize,
         node_id: Option<&[u8]>,
         storage: Option<&Bound<'_, PyAny>>,
         client_mode: bool,
     ) -> PyResult<Self> {
+        refresh_log_level(py);
         if ksize != K {
             return Err(PyValueError::new_err(format!(
                 "ksize must be {K}: kad's K is fixed at compile time (kad_core::presets::host::K)"
@@ -560,7 +562,7 @@ impl Server {
         let neighbors: Vec<(String, u16)> =
             serde_json::from_value(field("neighbors")?.clone()).map_err(|e| bad(e.to_string()))?;
         let server = Python::attach(|py| {
-            let s = Server::new(ksize, alpha, Some(id.as_bytes()), None, false)?;
+            let s = Server::new(py, ksize, alpha, Some(id.as_bytes()), None, false)?;
             Py::new(py, s)
         })?;
         let s = server.get();
