@@ -37,4 +37,16 @@ macro_rules! unit_tests {
 pub(crate) use unit_tests;
 
 /// Every unit test of the core, module by module.
-pub const ALL: &[&[Test]] = &[crate::stats::tests::TESTS];
+pub const ALL: &[&[Test]] = &[
+    crate::addr::tests::TESTS,
+    crate::id::tests::TESTS,
+    crate::wire::tests::TESTS,
+    crate::frame::tests::TESTS,
+    crate::routing::tests::TESTS,
+    crate::lookup::tests::TESTS,
+    crate::store::tests::TESTS,
+    crate::providers::tests::TESTS,
+    #[cfg(feature = "signed")]
+    crate::signed::tests::TESTS,
+    crate::stats::tests::TESTS,
+];
