@@ -40,6 +40,8 @@ pub mod selftest;
 pub mod signed;
 pub mod stats;
 pub mod store;
+#[cfg(feature = "testnet")]
+pub mod testnet;
 pub mod time;
 pub mod wire;
 

@@ -49,4 +49,8 @@ pub const ALL: &[&[Test]] = &[
     #[cfg(feature = "signed")]
     crate::signed::tests::TESTS,
     crate::stats::tests::TESTS,
+    #[cfg(feature = "testnet")]
+    crate::testnet::queue::tests::TESTS,
+    #[cfg(feature = "testnet")]
+    crate::testnet::link::tests::TESTS,
 ];
