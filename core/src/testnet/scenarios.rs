@@ -20,7 +20,7 @@ use crate::store::{RecordStore, ValueKind, MAX_VALUE_LEN};
 
 /// A rule of the network in words, and the check that panics when it does not hold.
 pub struct Scenario<T> {
-    /// The rule, as `testnet::scenarios::rule_in_words`.
+    /// The rule, as `kad_core::testnet::scenarios::rule_in_words`.
     pub name: &'static str,
     /// Runs on a freshly built network.
     pub run: fn(&mut T),
@@ -28,7 +28,7 @@ pub struct Scenario<T> {
 
 macro_rules! scenario {
     ($f:ident) => {
-        Scenario { name: concat!("testnet::scenarios::", stringify!($f)), run: Self::$f }
+        Scenario { name: concat!(module_path!(), "::", stringify!($f)), run: Self::$f }
     };
 }
 
