@@ -72,6 +72,45 @@ pub enum Ev<W = Infallible> {
     Work(W),
 }
 
+/// What the medium needs of a node: its inputs and its one output. Implemented for kad-core's
+/// [`Node`] of every capacity, so that the medium and [`super::Net`] need not name them all.
+pub trait Driven<const V: usize> {
+    /// [`Node::handle_datagram`].
+    fn handle_datagram(&mut self, now: Instant, from: PeerAddr, bytes: &[u8]);
+    /// [`Node::handle_timeout`].
+    fn handle_timeout(&mut self, now: Instant);
+    /// [`Node::poll_output`].
+    fn poll_output(&mut self, buf: &mut [u8]) -> Output<V>;
+    /// [`Node::poll_timeout`].
+    fn poll_timeout(&self) -> Instant;
+}
+
+impl<
+        S: RecordStore<V>,
+        const B: usize,
+        const K: usize,
+        const R: usize,
+        const Q: usize,
+        const P: usize,
+        const V: usize,
+        const PV: usize,
+        const E: usize,
+    > Driven<V> for Node<S, B, K, R, Q, P, V, PV, E>
+{
+    fn handle_datagram(&mut self, now: Instant, from: PeerAddr, bytes: &[u8]) {
+        Node::handle_datagram(self, now, from, bytes)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Node::handle_timeout(self, now)
+    }
+    fn poll_output(&mut self, buf: &mut [u8]) -> Output<V> {
+        Node::poll_output(self, buf)
+    }
+    fn poll_timeout(&self) -> Instant {
+        Node::poll_timeout(self)
+    }
+}
+
 /// The earliest wake-up queued for a node, kept by whoever keeps the node, so that a wake-up
 /// is queued once and superseded ones are recognised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -243,29 +282,14 @@ where
     /// The one drive loop, after any input to node `n` (a datagram, a timeout, a command):
     /// takes its outputs until `Timeout`, sending each datagram over the link, handing each
     /// event to `on_event`, and queuing the wake-up.
-    #[allow(clippy::too_many_arguments)]
-    pub fn drain<
-        S,
-        const B: usize,
-        const K: usize,
-        const R: usize,
-        const Q: usize,
-        const P: usize,
-        const V: usize,
-        const PV: usize,
-        const E: usize,
-        G,
-    >(
+    pub fn drain<N: Driven<V>, const V: usize, G: Rng + ?Sized>(
         &mut self,
         n: u32,
-        node: &mut Node<S, B, K, R, Q, P, V, PV, E>,
+        node: &mut N,
         armed: &mut Armed,
         rng: &mut G,
         mut on_event: impl FnMut(Event<V>),
-    ) where
-        S: RecordStore<V>,
-        G: Rng + ?Sized,
-    {
+    ) {
         // Bounded: a node's datagrams and events are bounded by its capacities.
         loop {
             // The node writes straight into the buffer the datagram travels in.
@@ -290,27 +314,13 @@ where
     }
 
     /// Hands datagram `d` to its destination `to` (`None`: down or gone, counted) and drains it.
-    pub fn deliver<
-        S,
-        const B: usize,
-        const K: usize,
-        const R: usize,
-        const Q: usize,
-        const P: usize,
-        const V: usize,
-        const PV: usize,
-        const E: usize,
-        G,
-    >(
+    pub fn deliver<N: Driven<V>, const V: usize, G: Rng + ?Sized>(
         &mut self,
         d: Delivery,
-        to: Option<(&mut Node<S, B, K, R, Q, P, V, PV, E>, &mut Armed)>,
+        to: Option<(&mut N, &mut Armed)>,
         rng: &mut G,
         on_event: impl FnMut(Event<V>),
-    ) where
-        S: RecordStore<V>,
-        G: Rng + ?Sized,
-    {
+    ) {
         let now = self.now();
         match to {
             Some((node, armed)) => {
@@ -330,30 +340,15 @@ where
     /// Handles the wake-up of node `n` queued at `at`: only the node's current one acts (an
     /// earlier one was queued since, or it is down: nothing); when the node's deadline moved
     /// later it is queued again, else the node handles its timeout and is drained.
-    #[allow(clippy::too_many_arguments)]
-    pub fn wake<
-        S,
-        const B: usize,
-        const K: usize,
-        const R: usize,
-        const Q: usize,
-        const P: usize,
-        const V: usize,
-        const PV: usize,
-        const E: usize,
-        G,
-    >(
+    pub fn wake<N: Driven<V>, const V: usize, G: Rng + ?Sized>(
         &mut self,
         n: u32,
         at: Instant,
-        node: &mut Node<S, B, K, R, Q, P, V, PV, E>,
+        node: &mut N,
         armed: &mut Armed,
         rng: &mut G,
         on_event: impl FnMut(Event<V>),
-    ) where
-        S: RecordStore<V>,
-        G: Rng + ?Sized,
-    {
+    ) {
         if *armed != Armed(Some(at)) {
             return;
         }

@@ -22,7 +22,7 @@ pub mod queue;
 pub mod scenarios;
 
 pub use link::{mix, Fate, FaultInjector, Island, Latency};
-pub use medium::{addr_of, node_of, Armed, Counters, Datagram, Delivery, Ev, Medium};
+pub use medium::{addr_of, node_of, Armed, Counters, Datagram, Delivery, Driven, Ev, Medium};
 pub use net::{Done, Host, Net};
 pub use queue::{Queue, Slot};
 pub use scenarios::Scenario;

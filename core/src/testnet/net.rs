@@ -1,5 +1,6 @@
-//! [`Net`]: N real nodes on one [`Medium`], with what a test does to them: build a network,
-//! give commands and wait for their outcomes, run for a while, silence nodes.
+//! [`Net`]: N real nodes on one [`Medium`], with what a test does to them: give commands and
+//! wait for their outcomes, run for a while, silence nodes (building a network of kad-core
+//! nodes is in [`super::scenarios`]).
 
 use core::convert::Infallible;
 use core::marker::PhantomData;
@@ -8,12 +9,9 @@ use core::time::Duration;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 
-use super::medium::{addr_of, Armed, Datagram, Ev, Medium};
+use super::medium::{Armed, Datagram, Driven, Ev, Medium};
 use super::queue::Slot;
-use crate::config::Config;
-use crate::id::{Key, NodeId};
-use crate::node::{Error, Event, Node, Outcome, QueryId, QueryStats};
-use crate::store::RecordStore;
+use crate::node::{Error, Event, Outcome, QueryId, QueryStats};
 use crate::time::Instant;
 
 /// Finished queries a node keeps until a test takes them; beyond, the oldest is dropped.
@@ -49,7 +47,7 @@ impl<N, const V: usize> Host<N, V> {
 }
 
 /// N real nodes exchanging datagrams in memory on virtual time (the quinn-proto `Pair` idea,
-/// for N nodes). Node `i` has address [`addr_of`]`(i)`. All storage is the caller's: `HS`
+/// for N nodes). Node `i` has address [`super::addr_of`]`(i)`. All storage is the caller's: `HS`
 /// holds the nodes (its length is the most nodes the network can have), `QS` and `BS` are the
 /// [`Medium`]'s queue and datagrams in flight.
 pub struct Net<N, const V: usize, HS, QS, BS> {
@@ -62,40 +60,18 @@ pub struct Net<N, const V: usize, HS, QS, BS> {
     pub rng: ChaCha8Rng,
 }
 
-impl<
-        S: RecordStore<V> + Default,
-        const B: usize,
-        const K: usize,
-        const R: usize,
-        const Q: usize,
-        const P: usize,
-        const V: usize,
-        const PV: usize,
-        const E: usize,
-        HS: AsRef<[Host<Node<S, B, K, R, Q, P, V, PV, E>, V>]>
-            + AsMut<[Host<Node<S, B, K, R, Q, P, V, PV, E>, V>]>,
-        QS: AsRef<[Slot<Ev>]> + AsMut<[Slot<Ev>]>,
-        BS: AsRef<[Datagram]> + AsMut<[Datagram]>,
-    > Net<Node<S, B, K, R, Q, P, V, PV, E>, V, HS, QS, BS>
+impl<N: Driven<V>, const V: usize, HS, QS, BS> Net<N, V, HS, QS, BS>
+where
+    HS: AsRef<[Host<N, V>]> + AsMut<[Host<N, V>]>,
+    QS: AsRef<[Slot<Ev>]> + AsMut<[Slot<Ev>]>,
+    BS: AsRef<[Datagram]> + AsMut<[Datagram]>,
 {
     /// An empty network on `medium`, with room for as many nodes as `hosts` has places (filled
-    /// with [`Host::EMPTY`]), at time 1 ms, with everything random drawn from `seed`.
+    /// with [`Host::EMPTY`]), at time 1 ms, with everything random drawn from `seed`. Nodes
+    /// join with [`Net::join`] (or [`Net::add`] for kad-core nodes).
     pub fn new(hosts: HS, mut medium: Medium<Infallible, QS, BS>, seed: u64) -> Self {
         medium.advance(Instant::from_millis(1));
         Net { hosts, len: 0, nodes: PhantomData, medium, rng: ChaCha8Rng::seed_from_u64(seed) }
-    }
-
-    /// Adds `n` nodes with `config`; each bootstraps from node 0 in turn and waits for it; then
-    /// the network runs for a minute so that bucket refreshes settle.
-    pub fn build(&mut self, n: usize, config: Config) {
-        for _ in 0..n {
-            self.add(config);
-        }
-        for i in 1..n {
-            let done = self.query(i, |node, now| node.bootstrap(&[addr_of(0)], now));
-            assert!(matches!(done.outcome, Outcome::Bootstrap(Ok(_))), "node {i}: {:?}", done.outcome);
-        }
-        self.run_for(Duration::from_secs(60));
     }
 
     /// Nodes added so far (up or not).
@@ -113,20 +89,12 @@ impl<
         self.medium.now()
     }
 
-    /// Adds a node with a random id; its index.
-    pub fn add(&mut self, config: Config) -> usize {
-        let id = NodeId::random(&mut self.rng);
-        self.add_with_id(id, config)
-    }
-
-    /// Adds a node with id `id`; its index.
+    /// Adds `node`, up, and drains it; its index.
     ///
     /// # Panics
     /// When the host storage is full.
-    pub fn add_with_id(&mut self, id: NodeId, config: Config) -> usize {
+    pub fn join(&mut self, node: N) -> usize {
         let i = self.len;
-        let now = self.now();
-        let node = Node::new(id, config, S::default(), &mut self.rng, now);
         let host = self.hosts.as_mut().get_mut(i).expect("the test network's host storage is full");
         *host = Host { node: Some(node), up: true, ..Host::EMPTY };
         self.len += 1;
@@ -135,12 +103,12 @@ impl<
     }
 
     /// Node `i`.
-    pub fn node(&self, i: usize) -> &Node<S, B, K, R, Q, P, V, PV, E> {
+    pub fn node(&self, i: usize) -> &N {
         self.hosts.as_ref()[i].node.as_ref().expect("no node at this index")
     }
 
     /// Node `i`, to give it input directly; call [`Net::flush`] after.
-    pub fn node_mut(&mut self, i: usize) -> &mut Node<S, B, K, R, Q, P, V, PV, E> {
+    pub fn node_mut(&mut self, i: usize) -> &mut N {
         self.hosts.as_mut()[i].node.as_mut().expect("no node at this index")
     }
 
@@ -155,7 +123,7 @@ impl<
     pub fn command(
         &mut self,
         i: usize,
-        f: impl FnOnce(&mut Node<S, B, K, R, Q, P, V, PV, E>, Instant) -> Result<QueryId, Error>,
+        f: impl FnOnce(&mut N, Instant) -> Result<QueryId, Error>,
     ) -> Result<QueryId, Error> {
         let now = self.now();
         let q = f(self.node_mut(i), now);
@@ -167,11 +135,7 @@ impl<
     ///
     /// # Panics
     /// When the command is refused.
-    pub fn query(
-        &mut self,
-        i: usize,
-        f: impl FnOnce(&mut Node<S, B, K, R, Q, P, V, PV, E>, Instant) -> Result<QueryId, Error>,
-    ) -> Done<V> {
+    pub fn query(&mut self, i: usize, f: impl FnOnce(&mut N, Instant) -> Result<QueryId, Error>) -> Done<V> {
         match self.command(i, f) {
             Ok(q) => self.wait(i, q),
             Err(e) => panic!("node {i} refused the command: {e}"),
@@ -214,7 +178,7 @@ impl<
                 Some(Host { node: Some(node), up: true, armed, done }) => {
                     medium.deliver(d, Some((node, armed)), rng, |e| keep(done, e))
                 }
-                _ => medium.deliver::<S, B, K, R, Q, P, V, PV, E, _>(d, None, rng, |_| {}),
+                _ => medium.deliver::<N, V, _>(d, None, rng, |_| {}),
             },
             Ev::Timer { node: n } => {
                 if let Some(Host { node: Some(node), up: true, armed, done }) =
@@ -258,11 +222,6 @@ impl<
     /// The nodes that are up.
     pub fn alive(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.len).filter(|&i| self.is_up(i))
-    }
-
-    /// The nodes that are up and hold a record under `key`.
-    pub fn holders<'a>(&'a self, key: &'a Key) -> impl Iterator<Item = usize> + 'a {
-        self.alive().filter(move |&i| self.node(i).store().get(key).is_some())
     }
 }
 

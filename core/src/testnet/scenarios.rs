@@ -1,7 +1,7 @@
-//! The rules a whole network must keep, written once for any node count and capacity preset:
-//! core/tests runs them on 200 nodes of K = 20, embedded/qemu-tests on 10 `embedded` nodes of
-//! an emulated Cortex-M4. Each runs on a network fresh from [`Net::build`] with the default
-//! [`Config`].
+//! The rules a whole network of kad-core nodes must keep, written once for any node count and
+//! capacity preset: core/tests runs them on 200 nodes of K = 20, embedded/qemu-tests on 10
+//! `embedded` nodes of an emulated Cortex-M4. Each runs on a network fresh from [`Net::build`]
+//! with the default [`Config`].
 
 use core::fmt::Write;
 use core::time::Duration;
@@ -13,7 +13,7 @@ use super::net::{Host, Net};
 use super::queue::Slot;
 use crate::addr::PeerAddr;
 use crate::config::Config;
-use crate::id::Key;
+use crate::id::{Key, NodeId};
 use crate::node::{Error, Node, Outcome, QueryError};
 use crate::stats::Stats;
 use crate::store::{RecordStore, ValueKind, MAX_VALUE_LEN};
@@ -49,6 +49,37 @@ impl<
         BS: AsRef<[Datagram]> + AsMut<[Datagram]> + 'static,
     > Net<Node<S, B, K, R, Q, P, V, PV, E>, V, HS, QS, BS>
 {
+    /// Adds `n` nodes with `config`; each bootstraps from node 0 in turn and waits for it; then
+    /// the network runs for a minute so that bucket refreshes settle.
+    pub fn build(&mut self, n: usize, config: Config) {
+        for _ in 0..n {
+            self.add(config);
+        }
+        for i in 1..n {
+            let done = self.query(i, |node, now| node.bootstrap(&[addr_of(0)], now));
+            assert!(matches!(done.outcome, Outcome::Bootstrap(Ok(_))), "node {i}: {:?}", done.outcome);
+        }
+        self.run_for(Duration::from_secs(60));
+    }
+
+    /// Adds a node with a random id and `config`; its index.
+    pub fn add(&mut self, config: Config) -> usize {
+        let id = NodeId::random(&mut self.rng);
+        self.add_with_id(id, config)
+    }
+
+    /// Adds a node with id `id` and `config`; its index.
+    pub fn add_with_id(&mut self, id: NodeId, config: Config) -> usize {
+        let now = self.now();
+        let node = Node::new(id, config, S::default(), &mut self.rng, now);
+        self.join(node)
+    }
+
+    /// The nodes that are up and hold a record under `key`.
+    pub fn holders<'a>(&'a self, key: &'a Key) -> impl Iterator<Item = usize> + 'a {
+        self.alive().filter(move |&i| self.node(i).store().get(key).is_some())
+    }
+
     /// Every scenario of this module.
     pub const SCENARIOS: &'static [Scenario<Self>] = &[
         scenario!(every_node_learns_the_network),
