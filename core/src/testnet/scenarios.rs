@@ -8,6 +8,7 @@ use core::time::Duration;
 
 use rand_core::RngCore;
 
+use super::link::Island;
 use super::medium::{addr_of, Datagram, Ev, PORT};
 use super::net::{Host, Net};
 use super::queue::Slot;
@@ -92,6 +93,7 @@ impl<
         scenario!(garbage_datagrams_are_counted_and_the_node_keeps_serving),
         scenario!(commands_refuse_bad_input_with_typed_errors),
         scenario!(a_put_nobody_acknowledges_is_an_error_not_a_success),
+        scenario!(a_partition_keeps_values_on_their_side_until_it_heals),
     ];
 
     /// Every node knows K peers (or all others, in a network of K nodes or fewer), and no
@@ -327,5 +329,33 @@ impl<
             "{:?}",
             done.outcome
         );
+    }
+    /// While the network is cut in two, a value put on one side is held and found only there;
+    /// once the cut heals, republishing brings both values to K holders and each side finds
+    /// the other's.
+    pub fn a_partition_keeps_values_on_their_side_until_it_heals(&mut self) {
+        let n = self.len();
+        let half = n / 2;
+        self.medium.link.island = Some(Island { start: half as u32, end: n as u32 });
+        let sides = [(1, Key::hash(b"west"), n - 1), (n - 1, Key::hash(b"east"), 1)];
+        for (writer, key, _) in sides {
+            let done = self.query(writer, |node, now| node.put(key, ValueKind::Bytes, b"v", now));
+            assert!(matches!(done.outcome, Outcome::Put(Ok(_))), "{:?}", done.outcome);
+            let west = writer < half;
+            assert!(self.holders(&key).all(|i| (i < half) == west), "a holder across the cut");
+        }
+        for (_, key, reader) in sides {
+            let done = self.query(reader, |node, now| node.get(key, now));
+            assert_eq!(done.outcome, Outcome::Get(Err(QueryError::NotFound)), "read across the cut");
+        }
+        assert!(self.medium.counters().cut > 0);
+        self.medium.link.island = None;
+        self.run_for(Duration::from_secs(2 * 3600));
+        for (_, key, reader) in sides {
+            let done = self.query(reader, |node, now| node.get(key, now));
+            assert!(matches!(&done.outcome, Outcome::Get(Ok(r)) if r.value() == b"v"), "{:?}", done.outcome);
+            let holders = self.holders(&key).count();
+            assert!(holders >= K.min(n - 1), "{holders} holders after the cut healed");
+        }
     }
 }
