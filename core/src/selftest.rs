@@ -53,4 +53,6 @@ pub const ALL: &[&[Test]] = &[
     crate::testnet::queue::tests::TESTS,
     #[cfg(feature = "testnet")]
     crate::testnet::link::tests::TESTS,
+    #[cfg(feature = "testnet")]
+    crate::testnet::medium::tests::TESTS,
 ];

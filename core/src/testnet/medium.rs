@@ -362,3 +362,108 @@ where
         }
     }
 }
+
+#[cfg(any(test, feature = "selftest"))]
+pub(crate) mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::id::NodeId;
+    use crate::presets::embedded;
+    use crate::testnet::link::Latency;
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::SeedableRng;
+
+    /// A node that has just pinged nodes 1, 2 and 3 (three datagrams waiting).
+    fn pinging(rng: &mut ChaCha8Rng) -> embedded::Node {
+        let mut node = embedded::Node::new(
+            NodeId::random(rng),
+            Config::default(),
+            embedded::Store::new(),
+            rng,
+            Instant::ZERO,
+        );
+        node.bootstrap(&[addr_of(1), addr_of(2), addr_of(3)], Instant::ZERO).unwrap();
+        node
+    }
+
+    const LINK: FaultInjector = FaultInjector::new(Latency::Fixed { ms: 5 });
+
+    crate::selftest::unit_tests! {
+        fn addresses_map_to_node_numbers_and_back() {
+            for n in [0, 1, 255, 256, 65_536, MAX_NODES - 1] {
+                assert_eq!(node_of(addr_of(n)), Some(n));
+            }
+            assert_eq!(node_of(PeerAddr::V4([10, 0, 0, 1], PORT + 1)), None);
+            assert_eq!(node_of(PeerAddr::V4([192, 0, 2, 1], PORT)), None);
+        }
+
+        fn a_drained_node_s_datagrams_arrive_in_order_after_its_link_s_delay() {
+            let mut rng = ChaCha8Rng::seed_from_u64(1);
+            let mut node = pinging(&mut rng);
+            let mut m = Medium::new(Queue::new([Slot::<Ev>::EMPTY; 8]), [Datagram::EMPTY; 4], LINK);
+            let mut armed = Armed::NONE;
+            m.drain(0, &mut node, &mut armed, &mut rng, |_| {});
+            assert_eq!((m.counters().sent, m.pending()), (3, 4), "three datagrams and a wake-up");
+            for to in 1..=3 {
+                match m.next(Instant::from_millis(1000)) {
+                    Some((at, Ev::Deliver(d))) => {
+                        assert_eq!((at, d.from, d.to), (Instant::from_millis(5), 0, to));
+                        // Nobody is there: counted, and its buffer is free again.
+                        m.deliver::<embedded::Node, { embedded::VALUE }, _>(d, None, &mut rng, |_| {});
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+            assert_eq!(m.counters().to_down, 3);
+            let (mut free, mut b) = (0, m.free);
+            while b != NONE {
+                (free, b) = (free + 1, m.bufs[b as usize].next_free);
+            }
+            assert_eq!(free, 4, "every buffer is free again");
+            assert!(matches!(m.next(Instant::from_millis(60_000)), Some((_, Ev::Timer { node: 0 }))));
+        }
+
+        fn a_full_datagram_storage_counts_what_it_drops_unless_it_grows() {
+            let mut rng = ChaCha8Rng::seed_from_u64(2);
+            let mut node = pinging(&mut rng);
+            let mut fixed = Medium::new(Queue::new([Slot::<Ev>::EMPTY; 8]), [Datagram::EMPTY; 1], LINK);
+            let mut armed = Armed::NONE;
+            fixed.drain(0, &mut node, &mut armed, &mut rng, |_| {});
+            assert_eq!((fixed.counters().sent, fixed.counters().no_room), (3, 2));
+            let (mut node, mut armed) = (pinging(&mut rng), Armed::NONE);
+            let grow = |v: &mut heapless::Vec<Datagram, 4>| {
+                let _ = v.push(Datagram::EMPTY);
+            };
+            let mut growing = Medium::growing(Queue::new([Slot::<Ev>::EMPTY; 8]), heapless::Vec::new(), grow, LINK);
+            growing.drain(0, &mut node, &mut armed, &mut rng, |_| {});
+            // Three datagrams, and the buffer offered to the poll that said Timeout.
+            assert_eq!((growing.counters().no_room, growing.bufs.len()), (0, 4));
+        }
+
+        fn only_a_node_s_latest_wake_up_acts() {
+            let mut rng = ChaCha8Rng::seed_from_u64(3);
+            let mut node = pinging(&mut rng);
+            let mut m = Medium::new(Queue::new([Slot::<Ev>::EMPTY; 8]), [Datagram::EMPTY; 4], LINK);
+            let mut armed = Armed::NONE;
+            let (early, late) = (Instant::from_millis(1), Instant::from_millis(3_600_000));
+            m.arm(0, late, &mut armed);
+            m.arm(0, early, &mut armed);
+            m.arm(0, late, &mut armed);
+            assert_eq!((armed, m.pending()), (Armed(Some(early)), 2), "a later one is not queued again");
+            // A superseded wake-up does nothing.
+            let stats = *node.stats();
+            m.wake(0, late, &mut node, &mut armed, &mut rng, |_| {});
+            assert_eq!((armed, m.pending(), *node.stats()), (Armed(Some(early)), 2, stats));
+            // The current one, before the node's deadline: queued again for the deadline.
+            assert!(matches!(m.next(late), Some((at, Ev::Timer { node: 0 })) if at == early));
+            m.wake(0, early, &mut node, &mut armed, &mut rng, |_| {});
+            let deadline = node.poll_timeout();
+            assert!(deadline > early);
+            assert_eq!((armed, *node.stats()), (Armed(Some(deadline)), stats));
+            // At the deadline the node handles its timeout: its pings are sent again.
+            assert!(matches!(m.next(late), Some((at, Ev::Timer { node: 0 })) if at == deadline));
+            m.wake(0, deadline, &mut node, &mut armed, &mut rng, |_| {});
+            assert!(node.stats().retries > stats.retries, "{:?}", node.stats());
+        }
+    }
+}
