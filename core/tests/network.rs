@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use harness::{build, TestNet};
 use kad_core::testnet::addr_of;
-use kad_core::{Config, Key, NodeId, Outcome, Output, QueryError, RecordStore, ValueKind};
+use kad_core::{Config, Key, NodeId, Outcome, QueryError, RecordStore, ValueKind};
 use rand::Rng;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -175,6 +175,7 @@ mod signed {
     use super::*;
     use kad_core::signed::Keypair;
     use kad_core::wire::StoreStatus;
+    use kad_core::Output;
 
     #[test]
     fn a_presigned_put_is_verified_before_anything_is_sent() {
