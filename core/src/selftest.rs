@@ -48,6 +48,13 @@ pub const ALL: &[&[Test]] = &[
     crate::providers::tests::TESTS,
     #[cfg(feature = "signed")]
     crate::signed::tests::TESTS,
+    crate::node::accept::tests::TESTS,
+    crate::node::caching::tests::TESTS,
+    crate::node::maintenance::tests::TESTS,
+    crate::node::outcome::tests::TESTS,
+    crate::node::queries::tests::TESTS,
+    crate::node::replication::tests::TESTS,
+    crate::node::rpc::tests::TESTS,
     crate::stats::tests::TESTS,
     #[cfg(feature = "testnet")]
     crate::testnet::queue::tests::TESTS,

@@ -148,8 +148,6 @@ pub trait RecordStore<const V: usize> {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// The most records this store can hold.
-    fn capacity(&self) -> usize;
     /// The smallest key greater than `after` (the first key when `None`): iteration in key order.
     fn next_key(&self, after: Option<&Key>) -> Option<Key>;
 }
@@ -244,10 +242,6 @@ impl<const N: usize, const V: usize> RecordStore<V> for MemoryStore<N, V> {
 
     fn len(&self) -> usize {
         self.records.len()
-    }
-
-    fn capacity(&self) -> usize {
-        N
     }
 
     fn next_key(&self, after: Option<&Key>) -> Option<Key> {

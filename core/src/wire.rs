@@ -139,7 +139,8 @@ pub enum StoreStatus {
     TooLarge,
     /// Refused: the store is full of records this node prefers.
     Full,
-    /// Refused: the signature does not verify, or the key does not match the public key.
+    /// Refused: the signature does not verify, the key does not match the public key, or an
+    /// unsigned record would replace a signed one.
     BadSignature,
     /// Refused: a record with a higher sequence number is held.
     StaleSeq,
@@ -149,6 +150,27 @@ pub enum StoreStatus {
     Unsupported,
     /// Refused: the storage backend failed.
     StorageError,
+}
+
+impl fmt::Display for StoreStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StoreStatus::Stored => "stored",
+            StoreStatus::TooLarge => "the value is larger than the peer accepts",
+            StoreStatus::Full => "the peer's store is full of records it prefers",
+            StoreStatus::BadSignature => {
+                "the signature does not verify for the key, or an unsigned \
+                                          value would replace a signed one"
+            }
+            StoreStatus::StaleSeq => {
+                "the peer holds a higher sequence number (or the same one with \
+                                      another value): publish with a higher seq"
+            }
+            StoreStatus::CasMismatch => "compare-and-swap failed: the peer holds another sequence number",
+            StoreStatus::Unsupported => "the peer cannot verify signed records",
+            StoreStatus::StorageError => "the peer's storage failed",
+        })
+    }
 }
 
 /// The body of a message: requests and their responses.

@@ -195,10 +195,6 @@ impl RecordStore<VALUE> for HostStore {
         self.records.len()
     }
 
-    fn capacity(&self) -> usize {
-        self.capacity
-    }
-
     fn next_key(&self, after: Option<&Key>) -> Option<Key> {
         use std::ops::Bound::{Excluded, Unbounded};
         let lower = after.map_or(Unbounded, Excluded);
