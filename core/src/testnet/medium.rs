@@ -373,17 +373,20 @@ pub(crate) mod tests {
     use rand_chacha::ChaCha8Rng;
     use rand_core::SeedableRng;
 
-    /// A node that has just pinged nodes 1, 2 and 3 (three datagrams waiting).
-    fn pinging(rng: &mut ChaCha8Rng) -> embedded::Node {
-        let mut node = embedded::Node::new(
-            NodeId::random(rng),
-            Config::default(),
-            embedded::Store::new(),
-            rng,
-            Instant::ZERO,
-        );
+    /// A node that has just pinged nodes 1, 2 and 3 (three datagrams waiting), its wake-up
+    /// (none queued yet) and the RNG of the test.
+    fn pinging(seed: u64) -> (embedded::Node, Armed, ChaCha8Rng) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let id = NodeId::random(&mut rng);
+        let mut node =
+            embedded::Node::new(id, Config::default(), embedded::Store::new(), &mut rng, Instant::ZERO);
         node.bootstrap(&[addr_of(1), addr_of(2), addr_of(3)], Instant::ZERO).unwrap();
-        node
+        (node, Armed::NONE, rng)
+    }
+
+    /// A medium with room for `N` datagrams in flight.
+    fn medium<const N: usize>() -> Medium<Infallible, [Slot<Ev>; 8], [Datagram; N]> {
+        Medium::new(Queue::new([Slot::EMPTY; 8]), [Datagram::EMPTY; N], LINK)
     }
 
     const LINK: FaultInjector = FaultInjector::new(Latency::Fixed { ms: 5 });
@@ -398,10 +401,8 @@ pub(crate) mod tests {
         }
 
         fn a_drained_node_s_datagrams_arrive_in_order_after_its_link_s_delay() {
-            let mut rng = ChaCha8Rng::seed_from_u64(1);
-            let mut node = pinging(&mut rng);
-            let mut m = Medium::new(Queue::new([Slot::<Ev>::EMPTY; 8]), [Datagram::EMPTY; 4], LINK);
-            let mut armed = Armed::NONE;
+            let (mut node, mut armed, mut rng) = pinging(1);
+            let mut m = medium::<4>();
             m.drain(0, &mut node, &mut armed, &mut rng, |_| {});
             assert_eq!((m.counters().sent, m.pending()), (3, 4), "three datagrams and a wake-up");
             for to in 1..=3 {
@@ -424,13 +425,11 @@ pub(crate) mod tests {
         }
 
         fn a_full_datagram_storage_counts_what_it_drops_unless_it_grows() {
-            let mut rng = ChaCha8Rng::seed_from_u64(2);
-            let mut node = pinging(&mut rng);
-            let mut fixed = Medium::new(Queue::new([Slot::<Ev>::EMPTY; 8]), [Datagram::EMPTY; 1], LINK);
-            let mut armed = Armed::NONE;
+            let (mut node, mut armed, mut rng) = pinging(2);
+            let mut fixed = medium::<1>();
             fixed.drain(0, &mut node, &mut armed, &mut rng, |_| {});
             assert_eq!((fixed.counters().sent, fixed.counters().no_room), (3, 2));
-            let (mut node, mut armed) = (pinging(&mut rng), Armed::NONE);
+            let (mut node, mut armed, mut rng) = pinging(2);
             let grow = |v: &mut heapless::Vec<Datagram, 4>| {
                 let _ = v.push(Datagram::EMPTY);
             };
@@ -441,10 +440,8 @@ pub(crate) mod tests {
         }
 
         fn only_a_node_s_latest_wake_up_acts() {
-            let mut rng = ChaCha8Rng::seed_from_u64(3);
-            let mut node = pinging(&mut rng);
-            let mut m = Medium::new(Queue::new([Slot::<Ev>::EMPTY; 8]), [Datagram::EMPTY; 4], LINK);
-            let mut armed = Armed::NONE;
+            let (mut node, mut armed, mut rng) = pinging(3);
+            let mut m = medium::<4>();
             let (early, late) = (Instant::from_millis(1), Instant::from_millis(3_600_000));
             m.arm(0, late, &mut armed);
             m.arm(0, early, &mut armed);
