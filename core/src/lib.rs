@@ -44,6 +44,7 @@
 //! | [`frame`] | relay frames: datagrams between a browser and a host's relay over a WebSocket |
 //! | [`stats`] | counters of what a node did and refused, named for metrics |
 //! | `selftest` | the unit tests as plain functions, for runners without a test harness |
+//! | `testnet` | (feature `testnet`) the test network: nodes in memory on virtual time, faults |
 //! | [`node`] (`node/mod.rs`) | the engine: its state, and the dispatch of inputs and outputs |
 //! | `node/commands.rs` | the user's commands (find, get, put, provide) and why one is refused |
 //! | `node/rejoin.rs` | joining the network: bootstrap, and what a finished bootstrap does next |
@@ -79,6 +80,8 @@ pub mod selftest;
 pub mod signed;
 pub mod stats;
 pub mod store;
+#[cfg(feature = "testnet")]
+pub mod testnet;
 pub mod time;
 pub mod wire;
 
