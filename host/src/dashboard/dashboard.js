@@ -56,7 +56,7 @@ function latency(lookups) {
   });
   const axis = $("latency-axis");
   axis.style.gridTemplateColumns = `repeat(${counts.length}, 1fr)`;
-  const labels = lookups.bounds_ms.map((b) => (b >= 1000 ? `≤${b / 1000}s` : `≤${b}ms`)).concat(["more"]);
+  const labels = lookups.bounds_ms.map((b) => (b >= 1000 ? `${b / 1000}s` : `${b}`)).concat([">"]);
   axis.replaceChildren(...labels.map((l) => el("span", "", l)));
 }
 
@@ -83,8 +83,9 @@ function buckets(d) {
     return tr;
   });
   $("buckets").replaceChildren(...rows);
-  $("contact-count").textContent = d.buckets.reduce((n, b) => n + b.contacts.length, 0);
-  $("bucket-count").textContent = d.buckets.length;
+  const contacts = d.buckets.reduce((n, b) => n + b.contacts.length, 0);
+  $("contact-count").textContent = `${contacts} ${contacts === 1 ? "contact" : "contacts"}`;
+  $("bucket-count").textContent = `${d.buckets.length} ${d.buckets.length === 1 ? "bucket" : "buckets"}`;
   $("bucket-size").textContent = d.bucket_size;
 }
 
@@ -115,6 +116,7 @@ function render(d) {
   for (const [name, values] of [["in", h.rpcs_in], ["out", h.rpcs_out], ["timeouts", h.timeouts]]) {
     line($(`chart-${name}`), values, slots);
     $(`now-${name}`).textContent = values.length ? values[values.length - 1] : 0;
+    $(`peak-${name}`).textContent = `peak ${Math.max(0, ...values)}`;
   }
   for (const w of document.querySelectorAll(".window")) w.textContent = duration(slots * h.interval_s);
 
