@@ -189,6 +189,18 @@ async fn secured_records_need_a_valid_unexpired_signature() {
     let msg = v["error"].as_str().unwrap();
     assert!(msg.contains("is 33 bytes") && msg.contains("ed25519") && msg.contains("kad keygen"), "{msg}");
 
+    // Signed elsewhere, over the message form the README documents: accepted.
+    let elsewhere = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let message = b"4:salt7:profile3:seqi1e1:v2:hi";
+    let body = json!({
+        "data": "hi", "persist_mode": "SECURED", "seq": 1,
+        "authorization": {
+            "pub_key": { "key": hex::encode(elsewhere.verifying_key().as_bytes()), "exp_time": null },
+            "sign": hex::encode(ed25519_dalek::Signer::sign(&elsewhere, message).to_bytes()),
+        }
+    });
+    assert_eq!(call(addr, "POST", "/dht/profile".into(), Some(body.to_string())).await.0, 200);
+
     // Signed bytes: the signature covers the decoded bytes.
     let data = [0u8, 1, 2, 255];
     let body = json!({

@@ -81,6 +81,7 @@ impl Env {
     fn bash(&self, script: &str, dir: &Path) -> Command {
         let mut c = Command::new("bash");
         c.args(["-c", script]).current_dir(dir).env("HOME", self.home.path()).env("PATH", &self.path);
+        c.env_remove("XDG_DATA_HOME");
         c
     }
 
