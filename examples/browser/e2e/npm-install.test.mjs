@@ -55,5 +55,5 @@ node.close();
 test("what the installed package stored is read by `kad get`", async () => {
   const got = await kad(["get", "--bootstrap", net.seed, "from-the-tarball"]);
   assert.equal(got.code, 0, got.stderr);
-  assert.equal(got.stdout.trim(), "installed with npm");
+  assert.equal(got.stdout.trim(), "installed with npm", JSON.stringify(got));
 });
