@@ -36,11 +36,15 @@ use crate::value::{Encoding, Value};
 pub const MAX_BODY: usize = 16 * 1024;
 
 /// The whole HTTP surface of a node on one listener, without a write token: the API, the
-/// read-only views and the dashboard at `/`. Spawns the dashboard's sampler (needs a tokio
-/// runtime).
-pub fn router(handle: Handle) -> Router {
+/// read-only views and the dashboard at `/`, and with a relay its endpoint at `/relay` and its
+/// counters in `/metrics`. Spawns the dashboard's sampler (needs a tokio runtime).
+pub fn router(handle: Handle, relay: Option<Relay>) -> Router {
     let history = History::spawn(handle.clone());
-    with_json_errors(api(handle.clone(), None).merge(views(handle, None, history, true)))
+    let mut app = api(handle.clone(), None);
+    if let Some(r) = &relay {
+        app = app.merge(r.route());
+    }
+    with_json_errors(app.merge(views(handle, relay, history, true)))
 }
 
 /// `POST /dht/{key}` and `GET /dht/{key}`. With `token`, a POST must carry

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 async fn serve(nodes: usize) -> (Vec<Node>, SocketAddr) {
     let net = network(nodes).await;
-    let addr = listen(kad_host::http::router(net[0].handle())).await;
+    let addr = listen(kad_host::http::router(net[0].handle(), None)).await;
     (net, addr)
 }
 
