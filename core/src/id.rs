@@ -34,15 +34,7 @@ macro_rules! id_type {
 
             /// Parses 40 hexadecimal digits.
             pub fn from_hex(hex: &str) -> Option<Self> {
-                let s = hex.as_bytes();
-                if s.len() != ID_LEN * 2 {
-                    return None;
-                }
-                let mut out = [0u8; ID_LEN];
-                for (i, pair) in s.chunks_exact(2).enumerate() {
-                    out[i] = (hex_digit(pair[0])? << 4) | hex_digit(pair[1])?;
-                }
-                Some(Self(out))
+                decode_hex(hex).map(Self)
             }
         }
 
@@ -58,10 +50,7 @@ macro_rules! id_type {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                for b in &self.0 {
-                    write!(f, "{b:02x}")?;
-                }
-                Ok(())
+                write_hex(f, &self.0)
             }
         }
     };
@@ -85,7 +74,31 @@ fn hex_digit(c: u8) -> Option<u8> {
     }
 }
 
+/// Parses exactly `2 × N` hexadecimal digits (either case).
+pub(crate) fn decode_hex<const N: usize>(hex: &str) -> Option<[u8; N]> {
+    let s = hex.as_bytes();
+    if s.len() != N * 2 {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, pair) in s.chunks_exact(2).enumerate() {
+        out[i] = (hex_digit(pair[0])? << 4) | hex_digit(pair[1])?;
+    }
+    Some(out)
+}
+
+/// Writes bytes as lowercase hexadecimal digits.
+pub(crate) fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
+    bytes.iter().try_for_each(|b| write!(f, "{b:02x}"))
+}
+
 impl Key {
+    /// A lookup target as a person writes it: 40 hexadecimal digits name that point of the key
+    /// space (a node id, or a key's hash); anything else is a user key and is hashed.
+    pub fn from_target(target: &str) -> Self {
+        Key::from_hex(target).unwrap_or_else(|| Key::hash(target.as_bytes()))
+    }
+
     /// The key of a user-supplied key: SHA-1 of its bytes (as the Python library's `digest`).
     pub fn hash(user_key: &[u8]) -> Self {
         Self(sha1_smol::Sha1::from(user_key).digest().bytes())
@@ -170,6 +183,14 @@ mod tests {
     fn key_hash_is_sha1_of_the_user_key() {
         // sha1("hello") = aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d
         assert_eq!(Key::hash(b"hello"), Key::from_hex("aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d").unwrap());
+    }
+
+    #[test]
+    fn a_target_of_forty_hex_digits_is_that_id_and_anything_else_is_hashed() {
+        let hex = "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d";
+        assert_eq!(Key::from_target(hex), Key::from_hex(hex).unwrap());
+        assert_eq!(Key::from_target("hello"), Key::hash(b"hello"));
+        assert_eq!(Key::from_target(&hex[1..]), Key::hash(&hex.as_bytes()[1..]));
     }
 
     #[test]

@@ -49,7 +49,6 @@ pub struct Lookup<const K: usize> {
     target: Key,
     candidates: Vec<Candidate, K>,
     in_flight: u8,
-    sent: u16,
     /// Answers and failures in a row that brought nothing closer than the closest known; α
     /// of them (a round) release all remaining candidates at once.
     idle: u8,
@@ -58,17 +57,12 @@ pub struct Lookup<const K: usize> {
 impl<const K: usize> Lookup<K> {
     /// A lookup of `target` with no candidates yet.
     pub fn new(target: Key) -> Self {
-        Lookup { target, candidates: Vec::new(), in_flight: 0, sent: 0, idle: 0 }
+        Lookup { target, candidates: Vec::new(), in_flight: 0, idle: 0 }
     }
 
     /// The target.
     pub fn target(&self) -> &Key {
         &self.target
-    }
-
-    /// Requests sent so far.
-    pub fn requests_sent(&self) -> u16 {
-        self.sent
     }
 
     /// Requests sent and not yet answered or failed.
@@ -112,7 +106,6 @@ impl<const K: usize> Lookup<K> {
         let c = self.candidates.iter_mut().find(|c| c.state == PeerState::NotContacted)?;
         c.state = PeerState::Waiting;
         self.in_flight += 1;
-        self.sent = self.sent.saturating_add(1);
         Some(*c)
     }
 
@@ -144,7 +137,6 @@ impl<const K: usize> Lookup<K> {
         if let Some(c) = self.candidates.iter_mut().find(|c| c.id == *id && c.state == PeerState::Waiting) {
             c.state = PeerState::NotContacted;
             self.in_flight = self.in_flight.saturating_sub(1);
-            self.sent = self.sent.saturating_sub(1);
         }
     }
 

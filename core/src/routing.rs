@@ -120,19 +120,6 @@ impl<const K: usize, const R: usize> Bucket<K, R> {
     }
 }
 
-/// Counters of what the table did, for metrics.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RoutingStats {
-    /// Contacts added to a bucket.
-    pub added: u64,
-    /// Contacts removed after failing to answer.
-    pub evicted: u64,
-    /// Newcomers parked in a replacement cache because their bucket was full.
-    pub cached: u64,
-    /// Bucket splits.
-    pub splits: u64,
-}
-
 /// Tunables of the table (the capacities are the const generics).
 #[derive(Clone, Copy, Debug)]
 pub struct RoutingConfig {
@@ -159,7 +146,6 @@ pub struct RoutingTable<const B: usize, const K: usize, const R: usize> {
     own: NodeId,
     buckets: Vec<Bucket<K, R>, B>,
     config: RoutingConfig,
-    stats: RoutingStats,
 }
 
 impl<const B: usize, const K: usize, const R: usize> RoutingTable<B, K, R> {
@@ -169,17 +155,12 @@ impl<const B: usize, const K: usize, const R: usize> RoutingTable<B, K, R> {
         const { assert!(K >= 1, "K must be at least 1") };
         let mut buckets = Vec::new();
         let _ = buckets.push(Bucket::new(now));
-        RoutingTable { own, buckets, config, stats: RoutingStats::default() }
+        RoutingTable { own, buckets, config }
     }
 
     /// The own id.
     pub fn own_id(&self) -> &NodeId {
         &self.own
-    }
-
-    /// What the table has done so far.
-    pub fn stats(&self) -> RoutingStats {
-        self.stats
     }
 
     fn index(&self, id: &NodeId) -> usize {
@@ -251,7 +232,6 @@ impl<const B: usize, const K: usize, const R: usize> RoutingTable<B, K, R> {
                 let _ = bucket.contacts.push(Contact::new(id, addr, now));
                 bucket.touched = now;
                 bucket.replacements.retain(|c| c.id != id);
-                self.stats.added += 1;
                 return Insert::Added;
             }
             if can_split {
@@ -259,7 +239,6 @@ impl<const B: usize, const K: usize, const R: usize> RoutingTable<B, K, R> {
                 continue;
             }
             bucket.cache(Contact::new(id, addr, now));
-            self.stats.cached += 1;
             // Probe the oldest contact only if it may have gone: without this rule every
             // request from a stranger to a full bucket costs a ping (half of all traffic in a
             // 10,000-node simulation), though the oldest contact almost always answers.
@@ -312,7 +291,6 @@ impl<const B: usize, const K: usize, const R: usize> RoutingTable<B, K, R> {
             }
         }
         let _ = self.buckets.push(near);
-        self.stats.splits += 1;
     }
 
     /// `id` answered a request: clears its failures, records the round trip and marks it seen.
@@ -359,16 +337,7 @@ impl<const B: usize, const K: usize, const R: usize> RoutingTable<B, K, R> {
             return Failure::Kept;
         }
         let (removed, replacement) = bucket.replace(i);
-        self.stats.evicted += 1;
         Failure::Removed { removed, replacement }
-    }
-
-    /// Removes a contact outright (for example one that now claims to be a client).
-    pub fn remove(&mut self, id: &NodeId) -> Option<Contact> {
-        let idx = self.index(id);
-        let bucket = &mut self.buckets[idx];
-        let i = bucket.position(id)?;
-        Some(bucket.replace(i).0)
     }
 
     /// Fills `out` with the known contacts closest to `target`, nearest first, skipping

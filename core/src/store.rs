@@ -11,6 +11,7 @@ use heapless::Vec;
 use serde::{Deserialize, Serialize};
 
 use crate::id::{Key, NodeId};
+use crate::signed::{PublicKey, Signature};
 use crate::time::Instant;
 
 /// Largest value accepted on the wire, in bytes (as BEP 44). For signed records the limit
@@ -39,15 +40,15 @@ pub enum Origin {
     Cache,
 }
 
-/// The signature part of a mutable (BEP 44 style) record.
+/// Who signed a mutable (BEP 44 style) record, and how.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Signature {
+pub struct Signer {
     /// Ed25519 public key of the writer.
-    pub public_key: [u8; 32],
+    pub public_key: PublicKey,
     /// Sequence number; a store keeps only the highest.
     pub seq: u64,
     /// Ed25519 signature over (salt, seq, value).
-    pub signature: [u8; 64],
+    pub signature: Signature,
     /// How many leading bytes of the record's data are salt.
     pub salt_len: u8,
 }
@@ -62,7 +63,7 @@ pub struct Record<const V: usize> {
     /// The value (prefixed by the salt for signed records).
     pub data: Vec<u8, V>,
     /// Present for signed records.
-    pub signature: Option<Signature>,
+    pub signer: Option<Signer>,
     /// Why this node holds it.
     pub origin: Origin,
     /// When it stops being served (publisher records are kept past it and republished).
@@ -86,7 +87,7 @@ impl<const V: usize> Record<V> {
     }
 
     fn salt_len(&self) -> usize {
-        self.signature.map(|s| s.salt_len as usize).unwrap_or(0).min(self.data.len())
+        self.signer.map(|s| s.salt_len as usize).unwrap_or(0).min(self.data.len())
     }
 
     /// The metadata of this record.
@@ -97,7 +98,7 @@ impl<const V: usize> Record<V> {
             expires_at: self.expires_at,
             stored_at: self.stored_at,
             republished_at: self.republished_at,
-            seq: self.signature.map(|s| s.seq),
+            seq: self.signer.map(|s| s.seq),
         }
     }
 }
@@ -147,8 +148,6 @@ pub trait RecordStore<const V: usize> {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// The most records this store can hold.
-    fn capacity(&self) -> usize;
     /// The smallest key greater than `after` (the first key when `None`): iteration in key order.
     fn next_key(&self, after: Option<&Key>) -> Option<Key>;
 }
@@ -245,10 +244,6 @@ impl<const N: usize, const V: usize> RecordStore<V> for MemoryStore<N, V> {
         self.records.len()
     }
 
-    fn capacity(&self) -> usize {
-        N
-    }
-
     fn next_key(&self, after: Option<&Key>) -> Option<Key> {
         let i = match after {
             None => 0,
@@ -272,7 +267,7 @@ mod tests {
             key: Key::from_bytes(b),
             kind: ValueKind::Bytes,
             data: Vec::from_slice(&[k]).unwrap(),
-            signature: None,
+            signer: None,
             origin,
             expires_at: Instant::from_millis(100),
             stored_at: Instant::ZERO,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::addr::PeerAddr;
 use crate::id::{Key, NodeId};
+use crate::signed::{PublicKey, Signature};
 use crate::store::{ValueKind, MAX_SALT_LEN, MAX_VALUE_LEN};
 
 /// Protocol version carried by every message.
@@ -100,13 +101,13 @@ pub struct Peer {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireSignature {
     /// Ed25519 public key.
-    pub public_key: [u8; 32],
+    pub public_key: PublicKey,
     /// Leading bytes of `data` that are salt.
     pub salt_len: u8,
     /// Sequence number.
     pub seq: u64,
-    /// Ed25519 signature, in two halves (serde has no 64-byte arrays).
-    pub signature: [[u8; 32]; 2],
+    /// Ed25519 signature.
+    pub signature: Signature,
     /// Compare-and-swap: store only if the current sequence number equals this.
     pub cas: Option<u64>,
 }
@@ -138,7 +139,8 @@ pub enum StoreStatus {
     TooLarge,
     /// Refused: the store is full of records this node prefers.
     Full,
-    /// Refused: the signature does not verify, or the key does not match the public key.
+    /// Refused: the signature does not verify, the key does not match the public key, or an
+    /// unsigned record would replace a signed one.
     BadSignature,
     /// Refused: a record with a higher sequence number is held.
     StaleSeq,
@@ -148,6 +150,27 @@ pub enum StoreStatus {
     Unsupported,
     /// Refused: the storage backend failed.
     StorageError,
+}
+
+impl fmt::Display for StoreStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StoreStatus::Stored => "stored",
+            StoreStatus::TooLarge => "the value is larger than the peer accepts",
+            StoreStatus::Full => "the peer's store is full of records it prefers",
+            StoreStatus::BadSignature => {
+                "the signature does not verify for the key, or an unsigned \
+                                          value would replace a signed one"
+            }
+            StoreStatus::StaleSeq => {
+                "the peer holds a higher sequence number (or the same one with \
+                                      another value): publish with a higher seq"
+            }
+            StoreStatus::CasMismatch => "compare-and-swap failed: the peer holds another sequence number",
+            StoreStatus::Unsupported => "the peer cannot verify signed records",
+            StoreStatus::StorageError => "the peer's storage failed",
+        })
+    }
 }
 
 /// The body of a message: requests and their responses.
@@ -328,10 +351,10 @@ mod tests {
             cached: true,
             data: Bytes(data),
             signature: signed.then_some(WireSignature {
-                public_key: [0xff; 32],
+                public_key: PublicKey([0xff; 32]),
                 salt_len: MAX_SALT_LEN as u8,
                 seq: u64::MAX,
-                signature: [[0xff; 32]; 2],
+                signature: Signature([0xff; 64]),
                 cas: Some(u64::MAX),
             }),
         }

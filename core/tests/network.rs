@@ -306,7 +306,7 @@ fn garbage_datagrams_are_counted_and_the_node_keeps_serving() {
             + s.dropped_too_large
             + s.dropped_unmatched
             + s.dropped_own_id
-            + s.requests_in.iter().sum::<u64>()
+            + s.requests_in.total()
     };
     let accounted = count(&s) - count(&before);
     assert_eq!(s.datagrams_in - before.datagrams_in, 500);
@@ -338,7 +338,7 @@ mod signed {
         let q = net.nodes[i].get_signed(&kp.public_key(), b"salt", net.now).unwrap();
         net.flush(i);
         match net.wait(i, q).0 {
-            Outcome::Get(Ok(r)) => Some((r.signature.unwrap().seq, r.value().to_vec())),
+            Outcome::Get(Ok(r)) => Some((r.signer.unwrap().seq, r.value().to_vec())),
             _ => None,
         }
     }
@@ -376,7 +376,7 @@ mod signed {
         let mut net = Net::build(5, 16, Config::default());
         let kp = Keypair::from_secret(&[3; 32]);
         let mut bad = kp.sign(b"k", 1, b"v");
-        bad[0] ^= 1;
+        bad.0[0] ^= 1;
         let put = SignedPut { public_key: kp.public_key(), salt: b"k", seq: 1, signature: bad, cas: None };
         assert_eq!(
             net.nodes[1].put_presigned(&put, ValueKind::Text, b"v", net.now),
@@ -394,7 +394,7 @@ mod signed {
         let mut net = Net::build(10, 15, Config::default());
         let kp = Keypair::from_secret(&[1; 32]);
         let mut sig = kp.sign(b"", 1, b"honest");
-        sig[5] ^= 0xff;
+        sig.0[5] ^= 0xff;
         let key = kad_core::signed::key_for(&kp.public_key(), b"");
         let msg = Message {
             header: Header {
@@ -414,7 +414,7 @@ mod signed {
                         public_key: kp.public_key(),
                         salt_len: 0,
                         seq: 1,
-                        signature: [sig[..32].try_into().unwrap(), sig[32..].try_into().unwrap()],
+                        signature: sig,
                         cas: None,
                     }),
                 },

@@ -37,8 +37,8 @@ struct Sample {
 impl Sample {
     fn of(s: &Status) -> Sample {
         Sample {
-            rpcs_in: s.stats.requests_in.iter().sum(),
-            rpcs_out: s.stats.requests_out.iter().sum(),
+            rpcs_in: s.stats.requests_in.total(),
+            rpcs_out: s.stats.requests_out.total(),
             timeouts: s.stats.timeouts,
         }
     }

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use kad_core::wire::StoreStatus;
-use kad_core::QueryError;
+use kad_core::{PublicKey, QueryError};
 
 use crate::node::{Error, Handle};
 
@@ -53,7 +53,7 @@ pub fn refusal(status: StoreStatus) -> &'static str {
 
 /// For a signed put of `seq` that failed: the sequence number of the newer record the network
 /// holds for (`public_key`, `name`), if there is one. `None` when the failure has another cause.
-pub async fn newer_seq(h: &Handle, e: &Error, public_key: [u8; 32], name: &str, seq: u64) -> Option<u64> {
+pub async fn newer_seq(h: &Handle, e: &Error, public_key: PublicKey, name: &str, seq: u64) -> Option<u64> {
     let refused_as_stale = matches!(
         e,
         Error::Query(QueryError::NoAcks {

@@ -21,7 +21,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use kad_core::signed::HexError;
 use kad_core::store::MAX_VALUE_LEN;
+use kad_core::{PerKind, PublicKey, Signature};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -161,12 +163,17 @@ fn node_error(e: Error, lone: impl FnOnce() -> Response) -> Response {
 const ED25519_HINT: &str = "kad's SECURED records are BEP 44 records signed with ed25519, not \
 secp256k1: make a key with `kad keygen` and a signed body with `kad sign`";
 
-fn hex_array<const N: usize>(s: &str, what: &str) -> Result<[u8; N], String> {
-    let bytes = hex::decode(s).map_err(|_| format!("{what} is not hex"))?;
-    let len = bytes.len();
-    bytes
-        .try_into()
-        .map_err(|_| format!("{what} is {len} bytes, must be {N} ({} hex digits); {ED25519_HINT}", N * 2))
+/// A public key or signature from hex; a wrong length says what kad expects (a 33-byte
+/// secp256k1 key is the fork's, not ours) and how to make one.
+fn parse_hex<T: std::str::FromStr<Err = HexError>>(s: &str, what: &str) -> Result<T, String> {
+    s.parse().map_err(|e: HexError| {
+        let got = if hex::decode(s).is_ok() {
+            format!(", not {} ({} bytes)", s.len(), s.len() / 2)
+        } else {
+            String::new()
+        };
+        format!("{what}: {e}{got}; {ED25519_HINT}")
+    })
 }
 
 /// Constant-time comparison of the `Authorization` header with `Bearer TOKEN`.
@@ -247,11 +254,11 @@ async fn post_record(
                     format!("SECURED needs an authorization; {ED25519_HINT}"),
                 );
             };
-            let public_key = match hex_array::<32>(&auth.pub_key.key, "pub_key.key") {
+            let public_key = match parse_hex::<PublicKey>(&auth.pub_key.key, "pub_key.key") {
                 Ok(k) => k,
                 Err(m) => return problem(StatusCode::BAD_REQUEST, m),
             };
-            let signature = match hex_array::<64>(&auth.sign, "sign") {
+            let signature = match parse_hex::<Signature>(&auth.sign, "sign") {
                 Ok(s) => s,
                 Err(m) => return problem(StatusCode::BAD_REQUEST, m),
             };
@@ -313,7 +320,7 @@ async fn get_record(State(api): State<Api>, Path(key): Path<String>, Query(q): Q
             Err(e) => node_error(e, lone),
         },
         Some(pk) => {
-            let public_key = match hex_array::<32>(&pk, "pub_key") {
+            let public_key = match parse_hex::<PublicKey>(&pk, "pub_key") {
                 Ok(k) => k,
                 Err(m) => return problem(StatusCode::BAD_REQUEST, m),
             };
@@ -326,8 +333,8 @@ async fn get_record(State(api): State<Api>, Path(key): Path<String>, Query(q): Q
                             "key": key, "data": data, "kind": kind, "encoding": encoding,
                             "persist_mode": "SECURED", "seq": s.seq,
                             "authorization": {
-                                "pub_key": { "key": hex::encode(s.public_key), "exp_time": null },
-                                "sign": hex::encode(s.signature),
+                                "pub_key": { "key": s.public_key.to_string(), "exp_time": null },
+                                "sign": s.signature.to_string(),
                             },
                         }),
                     )
@@ -400,8 +407,6 @@ async fn status(State(v): State<Views>) -> Response {
     }
 }
 
-const KINDS: [&str; 6] = ["ping", "find_node", "find_value", "store", "add_provider", "get_providers"];
-
 async fn metrics(State(v): State<Views>) -> Response {
     let s = match v.handle.status().await {
         Ok(s) => s,
@@ -415,8 +420,8 @@ async fn metrics(State(v): State<Views>) -> Response {
             let _ = writeln!(m, "{name}{labels} {v}");
         }
     };
-    let by_kind = |v: &[u64; 6]| -> Vec<(String, u64)> {
-        KINDS.iter().zip(v).map(|(k, n)| (format!("{{kind=\"{k}\"}}"), *n)).collect()
+    let by_kind = |v: &PerKind| -> Vec<(String, u64)> {
+        v.iter().map(|(k, n)| (format!("{{kind=\"{}\"}}", k.name()), n)).collect()
     };
     let one = |v: u64| [(String::new(), v)];
     let labelled = |pairs: &[(&str, u64)]| -> Vec<(String, u64)> {

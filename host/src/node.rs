@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use kad_core::presets::host;
 use kad_core::wire::{Peer, MAX_DATAGRAM};
-use kad_core::{Event, Key, NodeId, Outcome, QueryError, QueryId, RecordStore, SignedPut, Stats};
+use kad_core::{
+    Event, Key, NodeId, Outcome, PublicKey, QueryError, QueryId, RecordStore, Signature, SignedPut, Stats,
+};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -140,9 +142,9 @@ pub struct SignedValue {
     /// Its sequence number.
     pub seq: u64,
     /// The writer's public key.
-    pub public_key: [u8; 32],
+    pub public_key: PublicKey,
     /// The signature.
-    pub signature: [u8; 64],
+    pub signature: Signature,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, Error>>;
@@ -152,7 +154,7 @@ enum Command {
     Put(Key, Value, Reply<u16>),
     PutSigned { put: OwnedSignedPut, value: Value, reply: Reply<u16> },
     Get(Key, Reply<Option<HostRecord>>),
-    GetSigned { public_key: [u8; 32], salt: Vec<u8>, reply: Reply<Option<HostRecord>> },
+    GetSigned { public_key: PublicKey, salt: Vec<u8>, reply: Reply<Option<HostRecord>> },
     FindNode(Key, Reply<Vec<Peer>>),
     Provide(Key, Reply<u16>),
     Providers(Key, Reply<Vec<Peer>>),
@@ -162,10 +164,10 @@ enum Command {
 }
 
 struct OwnedSignedPut {
-    public_key: [u8; 32],
+    public_key: PublicKey,
     salt: Vec<u8>,
     seq: u64,
-    signature: [u8; 64],
+    signature: Signature,
     cas: Option<u64>,
 }
 
@@ -342,10 +344,10 @@ impl Handle {
     /// record whose sequence number is `cas`.
     pub async fn put_presigned(
         &self,
-        public_key: [u8; 32],
+        public_key: PublicKey,
         name: impl AsRef<[u8]>,
         seq: u64,
-        signature: [u8; 64],
+        signature: Signature,
         cas: Option<u64>,
         value: Value,
     ) -> Result<u16, Error> {
@@ -356,13 +358,13 @@ impl Handle {
     /// The signed value of `public_key` under `name` with the highest sequence number.
     pub async fn get_signed(
         &self,
-        public_key: [u8; 32],
+        public_key: PublicKey,
         name: impl AsRef<[u8]>,
     ) -> Result<Option<SignedValue>, Error> {
         let salt = name.as_ref().to_vec();
         let rec = self.call(|reply| Command::GetSigned { public_key, salt, reply }).await?;
         Ok(rec.and_then(|r| {
-            let s = r.signature?;
+            let s = r.signer?;
             Some(SignedValue {
                 value: Value::from_parts(r.kind, r.value()),
                 seq: s.seq,
@@ -445,10 +447,7 @@ impl Task {
         let mut buf = vec![0u8; MAX_DATAGRAM + 1];
         let mut out = vec![0u8; MAX_DATAGRAM];
         loop {
-            let wake = self.core.poll_timeout().map(|t| self.clock.to_tokio(t));
-            let sleep = tokio::time::sleep_until(
-                wake.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600)),
-            );
+            let sleep = tokio::time::sleep_until(self.clock.to_tokio(self.core.poll_timeout()));
             tokio::select! {
                 r = self.socket.recv_from(&mut buf) => match r {
                     Ok((n, from)) => {

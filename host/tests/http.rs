@@ -187,7 +187,10 @@ async fn secured_records_need_a_valid_unexpired_signature() {
     let (status, v) = call(addr, "POST", "/dht/doc".into(), Some(fork.to_string())).await;
     assert_eq!(status, 400);
     let msg = v["error"].as_str().unwrap();
-    assert!(msg.contains("is 33 bytes") && msg.contains("ed25519") && msg.contains("kad keygen"), "{msg}");
+    assert!(
+        msg.contains("not 66 (33 bytes)") && msg.contains("ed25519") && msg.contains("kad keygen"),
+        "{msg}"
+    );
 
     // Signed elsewhere, over the message form the README documents: accepted.
     let elsewhere = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);

@@ -137,9 +137,8 @@ impl Net {
                 self.done.push((i, e));
             }
         }
-        if let Some(t) = self.nodes[i].poll_timeout() {
-            self.schedule(t.max(self.now), What::Timer { node: i });
-        }
+        let t = self.nodes[i].poll_timeout();
+        self.schedule(t.max(self.now), What::Timer { node: i });
     }
 
     /// Processes the next scheduled thing; false when nothing is left before `until`.
@@ -162,7 +161,7 @@ impl Net {
                 if !self.down.contains(&node) {
                     // A timer entry may be stale (the node's deadline moved); only act on the
                     // current one.
-                    if self.nodes[node].poll_timeout().is_some_and(|t| t <= self.now) {
+                    if self.nodes[node].poll_timeout() <= self.now {
                         self.nodes[node].handle_timeout(self.now);
                         self.flush(node);
                     }

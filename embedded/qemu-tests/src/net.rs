@@ -105,7 +105,7 @@ impl Net {
         let next_datagram = self.queue.front().map(|d| d.at);
         let next_timer = (0..N)
             .filter(|&i| !self.down[i])
-            .filter_map(|i| self.nodes[i].poll_timeout().map(|t| (t, i)))
+            .map(|i| (self.nodes[i].poll_timeout(), i))
             .min();
         match (next_datagram, next_timer) {
             (Some(d), t) if d <= until && t.is_none_or(|(t, _)| d <= t) => {
@@ -221,7 +221,7 @@ fn signed_record() {
     let q = net.nodes[9].get_signed(&kp.public_key(), b"profile", net.now).unwrap();
     net.flush(9);
     let Outcome::Get(Ok(r)) = net.wait(9, q) else { panic!("signed get failed") };
-    assert_eq!((r.value(), r.signature.map(|s| s.seq)), (&b"v2"[..], Some(2)));
+    assert_eq!((r.value(), r.signer.map(|s| s.seq)), (&b"v2"[..], Some(2)));
     // An older sequence number is refused by every holder.
     let q = net.nodes[4].put_signed(&kp, b"profile", 1, ValueKind::Text, b"old", None, net.now).unwrap();
     net.flush(4);

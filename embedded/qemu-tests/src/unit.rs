@@ -140,10 +140,10 @@ fn largest_record(data: &[u8], signed: bool) -> WireRecord<'_> {
         cached: true,
         data: Bytes(data),
         signature: signed.then_some(WireSignature {
-            public_key: [0xff; 32],
+            public_key: kad_core::PublicKey([0xff; 32]),
             salt_len: MAX_SALT_LEN as u8,
             seq: u64::MAX,
-            signature: [[0xff; 32]; 2],
+            signature: kad_core::Signature([0xff; 64]),
             cas: Some(u64::MAX),
         }),
     }
@@ -415,7 +415,7 @@ fn rec(k: u8, origin: Origin) -> Record<16> {
         key: Key::from_bytes(b),
         kind: ValueKind::Bytes,
         data: Vec::from_slice(&[k]).unwrap(),
-        signature: None,
+        signer: None,
         origin,
         expires_at: Instant::from_millis(100),
         stored_at: Instant::ZERO,
@@ -521,7 +521,7 @@ fn signature_verifies() {
     let other = key_for(&pk, b"other");
     assert_eq!(verify(&other, &pk, b"salt", 3, b"value", &sig), Err(SignatureError::Invalid));
     let mut bad = sig;
-    bad[0] ^= 1;
+    bad.0[0] ^= 1;
     assert_eq!(verify(&key, &pk, b"salt", 3, b"value", &bad), Err(SignatureError::Invalid));
 }
 

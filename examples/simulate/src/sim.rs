@@ -461,12 +461,10 @@ impl Sim<'_, '_> {
                 done.push((id, stats, outcome));
             }
         }
-        if let Some(t) = node.poll_timeout() {
-            let t = t.as_millis().max(now);
-            if t < s.timer_at {
-                s.timer_at = t;
-                queue.push(t, Ev::Timer { slot });
-            }
+        let t = node.poll_timeout().as_millis().max(now);
+        if t < s.timer_at {
+            s.timer_at = t;
+            queue.push(t, Ev::Timer { slot });
         }
         let mut finished = std::mem::take(&mut self.done);
         for (id, stats, outcome) in finished.drain(..) {
@@ -502,7 +500,7 @@ impl Sim<'_, '_> {
         // The deadline may have moved later since this entry was queued (the request it was
         // for was answered): then only queue the new one.
         match node.poll_timeout() {
-            Some(t) if t.as_millis() > at => {
+            t if t.as_millis() > at => {
                 s.timer_at = t.as_millis();
                 self.queue.push(s.timer_at, Ev::Timer { slot });
             }
@@ -926,7 +924,7 @@ impl Sim<'_, '_> {
             self.net.records_evicted += st.records_evicted;
             self.net.replications += st.replications;
             self.net.republished += st.republished;
-            for (sum, n) in self.net.requests_by_kind.iter_mut().zip(st.requests_out) {
+            for (sum, n) in self.net.requests_by_kind.iter_mut().zip(st.requests_out.iter().map(|(_, n)| n)) {
                 *sum += n;
             }
         }

@@ -9,7 +9,7 @@ use kad_core::Key;
 use kad_host::{explain, Config, Encoding, Node};
 use serde_json::json;
 
-use super::keys::{parse_hex, parse_value, read_keypair};
+use super::keys::{parse_value, read_keypair};
 use super::{Failure, INPUT, NETWORK, NOT_FOUND};
 
 /// Options every one-shot command takes.
@@ -168,7 +168,7 @@ pub async fn put(args: PutArgs) -> Result<(), Failure> {
         node.stop().await;
         // `acks` counts the peers that stored it; this command's own node keeps no copy after it exits.
         if args.common.json {
-            let pk = keypair.as_ref().map(|k| hex::encode(k.public_key()));
+            let pk = keypair.as_ref().map(|k| k.public_key().to_string());
             println!("{}", json!({ "key": args.key, "acks": acks, "local_copy": false, "pub_key": pk }));
         } else {
             println!("stored {:?} on {}", args.key, peers(acks));
@@ -181,7 +181,9 @@ pub async fn put(args: PutArgs) -> Result<(), Failure> {
 /// `kad get`.
 pub async fn get(args: GetArgs) -> Result<(), Failure> {
     let public_key = match &args.pub_key {
-        Some(h) => Some(parse_hex::<32>(h, "--pub-key")?),
+        Some(h) => {
+            Some(h.parse::<kad_core::PublicKey>().map_err(|e| Failure(INPUT, format!("--pub-key: {e}")))?)
+        }
         None => None,
     };
     with_timeout(args.common.timeout, async {
@@ -210,9 +212,7 @@ pub async fn get(args: GetArgs) -> Result<(), Failure> {
 
 /// `kad find-node`.
 pub async fn find_node(args: FindNodeArgs) -> Result<(), Failure> {
-    let target = kad_core::NodeId::from_hex(&args.target)
-        .map(|id| id.as_key())
-        .unwrap_or_else(|| Key::hash(args.target.as_bytes()));
+    let target = Key::from_target(&args.target);
     with_timeout(args.common.timeout, async {
         let node = client(&args.common).await?;
         let found = node.find_node(target).await;

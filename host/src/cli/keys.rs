@@ -65,7 +65,7 @@ pub fn keygen(args: KeygenArgs) -> Result<(), Failure> {
     let mut secret = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
     let kp = Keypair::from_secret(&secret);
-    let public_hex = hex::encode(kp.public_key());
+    let public_hex = kp.public_key().to_string();
     write_secret(&args.out, &hex::encode(secret))
         .map_err(|e| Failure(FAILURE, format!("cannot write {}: {e}", args.out.display())))?;
     std::fs::write(&public, format!("{public_hex}\n"))
@@ -87,8 +87,8 @@ pub fn sign(args: SignArgs) -> Result<(), Failure> {
         "persist_mode": "SECURED",
         "seq": args.seq,
         "authorization": {
-            "pub_key": { "key": hex::encode(kp.public_key()), "exp_time": args.exp_time },
-            "sign": hex::encode(signature),
+            "pub_key": { "key": kp.public_key().to_string(), "exp_time": args.exp_time },
+            "sign": signature.to_string(),
         },
     });
     println!("{body}");
@@ -122,7 +122,7 @@ pub fn read_keypair(path: &Path) -> Result<Keypair, Failure> {
 }
 
 /// `N` bytes from hex.
-pub fn parse_hex<const N: usize>(s: &str, what: &str) -> Result<[u8; N], Failure> {
+fn parse_hex<const N: usize>(s: &str, what: &str) -> Result<[u8; N], Failure> {
     hex::decode(s)
         .ok()
         .and_then(|b| b.try_into().ok())
