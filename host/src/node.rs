@@ -96,10 +96,18 @@ pub struct Status {
     pub client: bool,
     /// Contacts per bucket, farthest bucket first.
     pub buckets: Vec<usize>,
+    /// The contacts themselves, bucket by bucket in the order of `buckets`.
+    pub contacts: Vec<kad_core::routing::Contact>,
     /// Records held.
     pub records: usize,
+    /// Bytes of the values held (salts of signed records included).
+    pub record_bytes: usize,
     /// Records held because this node published them.
     pub published: usize,
+    /// Records held as one of the nodes closest to their key.
+    pub replicas: usize,
+    /// Records cached after a lookup.
+    pub cached: usize,
     /// Provider records held.
     pub providers: usize,
     /// Whether records are on disk.
@@ -637,13 +645,18 @@ impl Task {
 
     fn status(&self) -> Status {
         let store = self.core.store();
+        let count = |o| store.iter().filter(|r| r.origin == o).count();
         Status {
             id: self.core.id(),
             addr: self.addr,
             client: self.core.config().client_mode,
             buckets: self.core.routing().bucket_sizes().collect(),
+            contacts: self.core.routing().iter().copied().collect(),
             records: store.len(),
-            published: store.iter().filter(|r| r.origin == kad_core::Origin::Publisher).count(),
+            record_bytes: store.iter().map(|r| r.data.len()).sum(),
+            published: count(kad_core::Origin::Publisher),
+            replicas: count(kad_core::Origin::Replica),
+            cached: count(kad_core::Origin::Cache),
             providers: self.core.providers().len(),
             persistent: store.is_persistent(),
             stats: *self.core.stats(),
