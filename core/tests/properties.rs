@@ -158,10 +158,10 @@ fn all_bodies(parts: &Parts) -> Vec<Body<'_>> {
         cached: n % 2 == 0,
         data: Bytes(data),
         signature: (n % 3 == 0).then_some(WireSignature {
-            public_key: [n as u8; 32],
+            public_key: kad_core::PublicKey([n as u8; 32]),
             salt_len: *salt_len,
             seq: n as u64,
-            signature: [[1; 32], [2; 32]],
+            signature: kad_core::Signature(core::array::from_fn(|i| 1 + (i >= 32) as u8)),
             cas: Some(7),
         }),
     };

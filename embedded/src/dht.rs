@@ -289,10 +289,10 @@ mod tests {
             key: Key::hash(b"k"),
             kind: ValueKind::Text,
             data,
-            signature: Some(kad_core::store::Signature {
-                public_key: [0; 32],
+            signer: Some(kad_core::store::Signer {
+                public_key: kad_core::PublicKey([0; 32]),
                 seq: 1,
-                signature: [0; 64],
+                signature: kad_core::Signature([0; 64]),
                 salt_len: 4,
             }),
             origin: Origin::Replica,

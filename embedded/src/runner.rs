@@ -188,7 +188,7 @@ impl<
             self.maybe_bootstrap();
             self.drain().await;
 
-            let mut wake = self.node.poll_timeout().map(deadline).unwrap_or(embassy_time::Instant::MAX);
+            let mut wake = deadline(self.node.poll_timeout());
             if let Some(at) = self.bootstrap_at {
                 wake = wake.min(at);
             }

@@ -13,6 +13,8 @@
 //! ```
 
 pub mod bench;
+pub mod dashboard;
+pub mod explain;
 pub mod http;
 pub mod node;
 pub mod relay;
@@ -21,4 +23,4 @@ pub mod value;
 
 pub use node::{Config, Error, Handle, Node, SignedValue, Status};
 pub use relay::{Relay, RelayConfig, RelayStats};
-pub use value::Value;
+pub use value::{Encoding, Value};

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use kad_core::presets::host;
 use kad_core::wire::{Peer, MAX_DATAGRAM};
-use kad_core::{Event, Key, NodeId, Outcome, QueryError, QueryId, RecordStore, SignedPut, Stats};
+use kad_core::{
+    Event, Key, NodeId, Outcome, PublicKey, QueryError, QueryId, RecordStore, Signature, SignedPut, Stats,
+};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -98,10 +100,18 @@ pub struct Status {
     pub client: bool,
     /// Contacts per bucket, farthest bucket first.
     pub buckets: Vec<usize>,
+    /// The contacts themselves, bucket by bucket in the order of `buckets`.
+    pub contacts: Vec<kad_core::routing::Contact>,
     /// Records held.
     pub records: usize,
+    /// Bytes of the values held (salts of signed records included).
+    pub record_bytes: usize,
     /// Records held because this node published them.
     pub published: usize,
+    /// Records held as one of the nodes closest to their key.
+    pub replicas: usize,
+    /// Records cached after a lookup.
+    pub cached: usize,
     /// Provider records held.
     pub providers: usize,
     /// Whether records are on disk.
@@ -136,9 +146,9 @@ pub struct SignedValue {
     /// Its sequence number.
     pub seq: u64,
     /// The writer's public key.
-    pub public_key: [u8; 32],
+    pub public_key: PublicKey,
     /// The signature.
-    pub signature: [u8; 64],
+    pub signature: Signature,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, Error>>;
@@ -148,7 +158,7 @@ enum Command {
     Put(Key, Value, Reply<u16>),
     PutSigned { put: OwnedSignedPut, value: Value, reply: Reply<u16> },
     Get(Key, Reply<Option<HostRecord>>),
-    GetSigned { public_key: [u8; 32], salt: Vec<u8>, reply: Reply<Option<HostRecord>> },
+    GetSigned { public_key: PublicKey, salt: Vec<u8>, reply: Reply<Option<HostRecord>> },
     FindNode(Key, Reply<Vec<Peer>>),
     Provide(Key, Reply<u16>),
     Providers(Key, Reply<Vec<Peer>>),
@@ -158,10 +168,10 @@ enum Command {
 }
 
 struct OwnedSignedPut {
-    public_key: [u8; 32],
+    public_key: PublicKey,
     salt: Vec<u8>,
     seq: u64,
-    signature: [u8; 64],
+    signature: Signature,
     cas: Option<u64>,
 }
 
@@ -338,10 +348,10 @@ impl Handle {
     /// record whose sequence number is `cas`.
     pub async fn put_presigned(
         &self,
-        public_key: [u8; 32],
+        public_key: PublicKey,
         name: impl AsRef<[u8]>,
         seq: u64,
-        signature: [u8; 64],
+        signature: Signature,
         cas: Option<u64>,
         value: Value,
     ) -> Result<u16, Error> {
@@ -352,13 +362,13 @@ impl Handle {
     /// The signed value of `public_key` under `name` with the highest sequence number.
     pub async fn get_signed(
         &self,
-        public_key: [u8; 32],
+        public_key: PublicKey,
         name: impl AsRef<[u8]>,
     ) -> Result<Option<SignedValue>, Error> {
         let salt = name.as_ref().to_vec();
         let rec = self.call(|reply| Command::GetSigned { public_key, salt, reply }).await?;
         Ok(rec.and_then(|r| {
-            let s = r.signature?;
+            let s = r.signer?;
             Some(SignedValue {
                 value: Value::from_parts(r.kind, r.value()),
                 seq: s.seq,
@@ -441,10 +451,7 @@ impl Task {
         let mut buf = vec![0u8; MAX_DATAGRAM + 1];
         let mut out = vec![0u8; MAX_DATAGRAM];
         loop {
-            let wake = self.core.poll_timeout().map(|t| self.clock.to_tokio(t));
-            let sleep = tokio::time::sleep_until(
-                wake.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600)),
-            );
+            let sleep = tokio::time::sleep_until(self.clock.to_tokio(self.core.poll_timeout()));
             tokio::select! {
                 r = self.socket.recv_from(&mut buf) => match r {
                     Ok((n, from)) => {
@@ -642,13 +649,18 @@ impl Task {
 
     fn status(&self) -> Status {
         let store = self.core.store();
+        let count = |o| store.iter().filter(|r| r.origin == o).count();
         Status {
             id: self.core.id(),
             addr: self.addr,
             client: self.core.config().client_mode,
             buckets: self.core.routing().bucket_sizes().collect(),
+            contacts: self.core.routing().iter().copied().collect(),
             records: store.len(),
-            published: store.iter().filter(|r| r.origin == kad_core::Origin::Publisher).count(),
+            record_bytes: store.iter().map(|r| r.data.len()).sum(),
+            published: count(kad_core::Origin::Publisher),
+            replicas: count(kad_core::Origin::Replica),
+            cached: count(kad_core::Origin::Cache),
             providers: self.core.providers().len(),
             persistent: store.is_persistent(),
             stats: *self.core.stats(),

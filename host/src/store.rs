@@ -7,8 +7,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use kad_core::presets::host::VALUE;
-use kad_core::store::{Record, RecordMeta, RecordStore, Signature, StoreError};
+use kad_core::store::{Record, RecordMeta, RecordStore, Signer, StoreError};
 use kad_core::{Instant, Key, NodeId, Origin, ValueKind};
+use kad_core::{PublicKey, Signature};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
@@ -194,10 +195,6 @@ impl RecordStore<VALUE> for HostStore {
         self.records.len()
     }
 
-    fn capacity(&self) -> usize {
-        self.capacity
-    }
-
     fn next_key(&self, after: Option<&Key>) -> Option<Key> {
         use std::ops::Bound::{Excluded, Unbounded};
         let lower = after.map_or(Unbounded, Excluded);
@@ -224,12 +221,12 @@ fn encode_record(r: &HostRecord) -> Vec<u8> {
     for t in [r.expires_at, r.stored_at, r.republished_at] {
         out.extend_from_slice(&t.as_millis().to_le_bytes());
     }
-    match &r.signature {
+    match &r.signer {
         Some(s) => {
             out.push(1);
-            out.extend_from_slice(&s.public_key);
+            out.extend_from_slice(s.public_key.as_bytes());
             out.extend_from_slice(&s.seq.to_le_bytes());
-            out.extend_from_slice(&s.signature);
+            out.extend_from_slice(s.signature.as_bytes());
             out.push(s.salt_len);
         }
         None => out.push(0),
@@ -257,18 +254,18 @@ fn decode_record(key: Key, b: &[u8]) -> Option<HostRecord> {
     let expires_at = Instant::from_millis(r.u64()?);
     let stored_at = Instant::from_millis(r.u64()?);
     let republished_at = Instant::from_millis(r.u64()?);
-    let signature = match r.u8()? {
+    let signer = match r.u8()? {
         0 => None,
-        1 => Some(Signature {
-            public_key: r.take(32)?.try_into().ok()?,
+        1 => Some(Signer {
+            public_key: PublicKey(r.take(32)?.try_into().ok()?),
             seq: r.u64()?,
-            signature: r.take(64)?.try_into().ok()?,
+            signature: Signature(r.take(64)?.try_into().ok()?),
             salt_len: r.u8()?,
         }),
         _ => return None,
     };
     let data = heapless::Vec::from_slice(r.0).ok()?;
-    Some(Record { key, kind, data, signature, origin, expires_at, stored_at, republished_at })
+    Some(Record { key, kind, data, signer, origin, expires_at, stored_at, republished_at })
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -299,10 +296,10 @@ mod tests {
             key: Key::hash(k.as_bytes()),
             kind: ValueKind::Text,
             data: heapless::Vec::from_slice(b"saltvalue").unwrap(),
-            signature: signed.then_some(Signature {
-                public_key: [1; 32],
+            signer: signed.then_some(Signer {
+                public_key: PublicKey([1; 32]),
                 seq: 9,
-                signature: [2; 64],
+                signature: Signature([2; 64]),
                 salt_len: 4,
             }),
             origin: Origin::Replica,

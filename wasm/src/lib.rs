@@ -413,7 +413,9 @@ impl DhtNode {
         let parsed =
             js::array32(&public_key, "publicKey").and_then(|pk| Ok((pk, js::bytes_of(&name, "name")?.0)));
         match parsed {
-            Ok((pk, salt)) => self.command(Want::Signed, move |core, now| core.get_signed(&pk, &salt, now)),
+            Ok((pk, salt)) => self.command(Want::Signed, move |core, now| {
+                core.get_signed(&kad_core::PublicKey(pk), &salt, now)
+            }),
             Err(e) => Promise::reject(&e),
         }
     }
@@ -432,7 +434,7 @@ impl DhtNode {
         #[wasm_bindgen(js_name = secretKey, unchecked_param_type = "Uint8Array")] secret_key: JsValue,
     ) -> Result<Uint8Array, JsValue> {
         let kp = Keypair::from_secret(&js::array32(&secret_key, "secretKey")?);
-        Ok(Uint8Array::from(&kp.public_key()[..]))
+        Ok(Uint8Array::from(kp.public_key().as_ref()))
     }
 
     /// The contacts of the routing table.
@@ -630,11 +632,12 @@ fn drive(rc: &Rc<RefCell<Inner>>) {
             }
         }
         let next = i.core.poll_timeout();
-        if i.timer.as_ref().map(|(_, at)| Some(*at)) != Some(next) {
+        if i.timer.as_ref().map(|(_, at)| *at) != Some(next) {
             if let Some((handle, _)) = i.timer.take() {
                 js::clear_timeout(&handle);
             }
-            if let (Some(at), Some(f)) = (next, &i.on_timer) {
+            if let Some(f) = &i.on_timer {
+                let at = next;
                 // setTimeout takes at most 2^31 - 1 ms; a later deadline is met by waking early.
                 let wait =
                     at.as_millis().saturating_sub(i.clock.now().as_millis()).min(i32::MAX as u64) as f64;
@@ -696,11 +699,11 @@ fn settle<const V: usize>(
         },
         (Want::Signed, Outcome::Get(r)) => match r {
             Ok(rec) => {
-                let Some(sig) = rec.signature else { return Ok(JsValue::NULL) };
+                let Some(sig) = rec.signer else { return Ok(JsValue::NULL) };
                 Ok(js::object(&[
                     ("value", js::value_to_js(rec.kind, rec.value())),
                     ("seq", (sig.seq as f64).into()),
-                    ("publicKey", Uint8Array::from(&sig.public_key[..]).into()),
+                    ("publicKey", Uint8Array::from(sig.public_key.as_ref()).into()),
                 ]))
             }
             Err(QueryError::NotFound) => Ok(JsValue::NULL),

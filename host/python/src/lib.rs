@@ -196,7 +196,7 @@ fn keygen<'py>(py: Python<'py>) -> (Bound<'py, PyBytes>, Bound<'py, PyBytes>) {
     let mut secret = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
     let kp = Keypair::from_secret(&secret);
-    (PyBytes::new(py, &secret), PyBytes::new(py, &kp.public_key()))
+    (PyBytes::new(py, &secret), PyBytes::new(py, &kp.public_key().0))
 }
 
 /// The node thread and the way to stop it.
@@ -520,8 +520,8 @@ impl Server {
     /// number, every signature verified; None if no node has one.
     async fn get_signed(&self, public_key: Vec<u8>, key: KeyArg) -> PyResult<Option<SignedValue>> {
         let pk = bytes_arg(&public_key, "public_key")?;
-        let found = self.handle()?.get_signed(pk, key.0).await.map_err(py_err)?;
-        Ok(found.map(|s| SignedValue { value: s.value, seq: s.seq, key: s.public_key, sig: s.signature }))
+        let found = self.handle()?.get_signed(kad_core::PublicKey(pk), key.0).await.map_err(py_err)?;
+        Ok(found.map(|s| SignedValue { value: s.value, seq: s.seq, key: s.public_key.0, sig: s.signature.0 }))
     }
 
     /// The contacts of the routing table as `[(ip, port), ...]`, to bootstrap from next time.

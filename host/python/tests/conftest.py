@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+import kad
+
 REPO = pathlib.Path(__file__).resolve().parents[3]
 KAD_BIN = os.environ.get("KAD_BIN") or str(REPO / "target" / "release" / "kad")
 
@@ -28,7 +30,7 @@ def bounded(seconds):
     return decorate
 
 
-def kad(*args, timeout=60):
+def kad_cli(*args, timeout=60):
     """Runs `kad ARGS` to completion; returns (exit code, stdout, stderr)."""
     p = subprocess.run([KAD_BIN, *args], capture_output=True, text=True, timeout=timeout)
     return p.returncode, p.stdout, p.stderr
@@ -83,6 +85,32 @@ def kad_processes():
     yield start
     for p in started:
         p.stop()
+
+
+@pytest.fixture
+def new_server():
+    """Makes `kad.Server(**kwargs)`; stops every one after the test, passed or failed."""
+    made = []
+
+    def make(**kwargs):
+        made.append(kad.Server(**kwargs))
+        return made[-1]
+
+    yield make
+    for s in made:
+        s.stop()
+
+
+async def network(new_server, n, **kwargs):
+    """`n` listening servers on loopback, all bootstrapped from the first."""
+    servers = []
+    for _ in range(n):
+        s = new_server(**kwargs)
+        await s.listen(0)
+        servers.append(s)
+    for s in servers[1:]:
+        await s.bootstrap([servers[0].address])
+    return servers
 
 
 def census():

@@ -1,17 +1,18 @@
 """kad.Server and `kad` processes are one network: each reads what the other stored."""
 
+import base64
 import json
 
 import kad
-from conftest import bounded, kad as kad_cli
+from conftest import bounded, kad_cli
 
 
 @bounded(120)
-async def test_python_and_kad_node_processes_read_each_others_values(kad_processes):
+async def test_python_and_kad_node_processes_read_each_others_values(kad_processes, new_server):
     first = kad_processes()
     for _ in range(2):
         kad_processes("node", "--bootstrap", first.seed, ready="joined the network")
-    s = kad.Server()
+    s = new_server()
     await s.listen(0)
     peers = await s.bootstrap([first.addr])
     assert len(peers) == 3
@@ -23,7 +24,7 @@ async def test_python_and_kad_node_processes_read_each_others_values(kad_process
     assert await s.set_acks("python-bytes", b"\x00\xff\x10") >= 1
     code, out, _ = kad_cli("get", "--bootstrap", first.seed, "--json", "python-bytes")
     v = json.loads(out)
-    assert (v["kind"], v["data"]) == ("bytes", "00ff10")
+    assert (v["kind"], v["encoding"], base64.b64decode(v["data"])) == ("bytes", "base64", b"\x00\xff\x10")
 
     # `kad put` -> Python get.
     code, out, err = kad_cli("put", "--bootstrap", first.seed, "from-kad", "put by the kad command")
@@ -45,4 +46,3 @@ async def test_python_and_kad_node_processes_read_each_others_values(kad_process
     assert [(p.id.hex(), p.port) for p in found] == [(provider.id, provider.addr[1])]
     nearest = await s.find_node(bytes.fromhex(first.id))
     assert nearest[0].id.hex() == first.id
-    s.stop()

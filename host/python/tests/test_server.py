@@ -7,29 +7,12 @@ import logging
 import pytest
 
 import kad
-from conftest import bounded
-
-
-async def network(n, **kwargs):
-    """`n` listening servers on loopback, all bootstrapped from the first."""
-    servers = []
-    for _ in range(n):
-        s = kad.Server(**kwargs)
-        await s.listen(0)
-        servers.append(s)
-    for s in servers[1:]:
-        await s.bootstrap([servers[0].address])
-    return servers
-
-
-def stop(servers):
-    for s in servers:
-        s.stop()
+from conftest import bounded, network
 
 
 @bounded(30)
-async def test_values_come_back_as_str_or_bytes_as_they_were_set():
-    servers = await network(4)
+async def test_values_come_back_as_str_or_bytes_as_they_were_set(new_server):
+    servers = await network(new_server, 4)
     writer, reader = servers[1], servers[3]
     cases = {
         "text": "my awesome value",
@@ -49,12 +32,11 @@ async def test_values_come_back_as_str_or_bytes_as_they_were_set():
     # A str key is its UTF-8 bytes.
     assert await reader.get("a bytes key") == "text under a bytes key"
     assert await reader.get("never set") is None
-    stop(servers)
 
 
 @bounded(30)
-async def test_set_is_true_only_when_a_peer_stored_the_value():
-    lone = kad.Server()
+async def test_set_is_true_only_when_a_peer_stored_the_value(new_server):
+    lone = new_server()
     await lone.listen(0)
     assert await lone.set("my-key", "my value") is False
     with pytest.raises(kad.NetworkError, match="no known peers: bootstrap from a running node first"):
@@ -62,40 +44,39 @@ async def test_set_is_true_only_when_a_peer_stored_the_value():
     with pytest.raises(kad.NetworkError, match="no known peers"):
         await lone.get("my-key")
 
-    a, b = await network(2)
+    a, b = await network(new_server, 2)
     assert await b.set_acks("k", "v") == 1  # a stored it
     a.stop()
     # The only peer is gone: the store goes unanswered, and set says so.
     assert await b.set("k2", "v") is False
     with pytest.raises(kad.NetworkError, match="no peer stored the value"):
         await b.set_acks("k3", "v")
-    stop([lone, b])
 
 
 @bounded(60)
-async def test_errors_are_python_exceptions_with_kads_messages():
+async def test_errors_are_python_exceptions_with_kads_messages(new_server):
     with pytest.raises(ValueError, match="ksize must be 20"):
-        kad.Server(ksize=8)
+        new_server(ksize=8)
     with pytest.raises(ValueError, match="alpha must be at least 1"):
-        kad.Server(alpha=0)
+        new_server(alpha=0)
     with pytest.raises(ValueError, match="node_id must be 20 bytes, not 3"):
-        kad.Server(node_id=b"abc")
+        new_server(node_id=b"abc")
     with pytest.raises(TypeError, match="storage must be None"):
-        kad.Server(storage=object())
+        new_server(storage=object())
 
-    s = kad.Server()
+    s = new_server()
     with pytest.raises(kad.KadError, match="not listening"):
         await s.get("k")
     await s.listen(0)
     with pytest.raises(kad.KadError, match="already listening"):
         await s.listen(0)
-    taken = kad.Server()
+    taken = new_server()
     with pytest.raises(OSError, match=f"cannot bind UDP 127.0.0.1:{s.address[1]}"):
         await taken.listen(s.address[1])
     with pytest.raises(ValueError, match="bad address"):
-        await kad.Server().listen(0, interface="not an address")
+        await new_server().listen(0, interface="not an address")
 
-    other = kad.Server()
+    other = new_server()
     await other.listen(0)
     await s.bootstrap([other.address])
     with pytest.raises(ValueError, match="value of 1001 bytes is over the limit of 1000 bytes"):
@@ -110,11 +91,11 @@ async def test_errors_are_python_exceptions_with_kads_messages():
         await s.put_signed(b"short", "k", "v")
     with pytest.raises(ValueError, match="salt of 65 bytes is over the limit"):
         await s.put_signed(kad.keygen()[0], "n" * 65, "v")
-    dead = kad.Server()
+    dead = new_server()
     await dead.listen(0)
     dead_port = dead.address[1]
     dead.stop()
-    fresh = kad.Server()
+    fresh = new_server()
     await fresh.listen(0)
     with pytest.raises(kad.NetworkError, match="no peer answered"):
         await fresh.bootstrap([("127.0.0.1", dead_port)])
@@ -129,8 +110,8 @@ async def test_errors_are_python_exceptions_with_kads_messages():
 
 
 @bounded(60)
-async def test_a_hundred_concurrent_sets_from_asyncio_tasks_are_all_acknowledged():
-    servers = await network(5)
+async def test_a_hundred_concurrent_sets_from_asyncio_tasks_are_all_acknowledged(new_server):
+    servers = await network(new_server, 5)
     client = servers[-1]
     keys = [f"concurrent-{i}" for i in range(100)]
     tasks = [asyncio.create_task(client.set(k, f"value {k}")) for k in keys]
@@ -138,12 +119,11 @@ async def test_a_hundred_concurrent_sets_from_asyncio_tasks_are_all_acknowledged
     reader = servers[1]
     got = await asyncio.gather(*(reader.get(k) for k in keys))
     assert got == [f"value {k}" for k in keys]
-    stop(servers)
 
 
 @bounded(30)
-async def test_lookups_providers_and_signed_records():
-    servers = await network(4)
+async def test_lookups_providers_and_signed_records(new_server):
+    servers = await network(new_server, 4)
     a, b, c, d = servers
     # find_node: the closest nodes to an id, that id's node first.
     for target in (d.id, d.id.hex()):
@@ -168,18 +148,17 @@ async def test_lookups_providers_and_signed_records():
     assert (found.value, found.seq, found.public_key) == (b"v2", 2, public)
     assert len(found.signature) == 64
     assert await d.get_signed(kad.keygen()[1], "profile") is None
-    stop(servers)
 
 
 @bounded(30)
-async def test_id_address_stats_and_a_chosen_node_id():
+async def test_id_address_stats_and_a_chosen_node_id(new_server):
     chosen = bytes(range(20))
-    s = kad.Server(node_id=chosen, alpha=2)
+    s = new_server(node_id=chosen, alpha=2)
     await s.listen(0, interface="127.0.0.1")
     assert (s.id, s.ksize, s.alpha) == (chosen, 20, 2)
     ip, port = s.address
     assert ip == "127.0.0.1" and port > 0
-    peer = kad.Server()
+    peer = new_server()
     await peer.listen(0)
     assert [p.id for p in await peer.bootstrap([("localhost", port)])] == [chosen]
     await peer.set("k", "v")
@@ -187,12 +166,11 @@ async def test_id_address_stats_and_a_chosen_node_id():
     assert stats["contacts"] == 1 and stats["records"] == 1 and not stats["persistent"]
     assert stats["datagrams_in"] > 0 and stats["datagrams_out"] > 0
     assert repr(s) == f"<kad.Server {chosen.hex()} on 127.0.0.1:{port}>"
-    stop([s, peer])
 
 
 @bounded(30)
-async def test_state_saved_and_loaded_and_storage_on_disk(tmp_path):
-    a, b, c = await network(3)
+async def test_state_saved_and_loaded_and_storage_on_disk(new_server, tmp_path):
+    a, b, c = await network(new_server, 3)
     assert sorted(b.bootstrappable_neighbors()) == sorted([a.address, c.address])
     path = tmp_path / "state.json"
     b.save_state(str(path))
@@ -201,28 +179,30 @@ async def test_state_saved_and_loaded_and_storage_on_disk(tmp_path):
     old_id = b.id
     b.stop()
     again = await kad.Server.load_state(str(path))
-    assert again.id == old_id
-    assert sorted(again.bootstrappable_neighbors()) == sorted([a.address, c.address])
+    try:
+        assert again.id == old_id
+        assert sorted(again.bootstrappable_neighbors()) == sorted([a.address, c.address])
+    finally:
+        again.stop()
     with pytest.raises(kad.KadError, match="is not a saved state"):
         (tmp_path / "bad.json").write_text("{}")
         await kad.Server.load_state(str(tmp_path / "bad.json"))
 
-    stored = kad.Server(storage=tmp_path / "db")
+    stored = new_server(storage=tmp_path / "db")
     await stored.listen(0)
     await stored.bootstrap([a.address])
     assert stored.stats()["persistent"]
     await a.set("kept", "on disk")
     node_id = stored.id
     stored.stop()
-    reopened = kad.Server(storage=str(tmp_path / "db"))
+    reopened = new_server(storage=str(tmp_path / "db"))
     await reopened.listen(0)
     assert reopened.id == node_id  # the id is kept; so are the records
     assert await reopened.get("kept") == "on disk"
-    stop([a, c, again, reopened])
 
 
 @bounded(30)
-async def test_logs_go_to_the_python_logger_kad():
+async def test_logs_go_to_the_python_logger_kad(new_server):
     records = []
 
     class Keep(logging.Handler):
@@ -234,7 +214,7 @@ async def test_logs_go_to_the_python_logger_kad():
     log.addHandler(handler)
     try:
         log.setLevel(logging.DEBUG)
-        a, b = await network(2)
+        a, b = await network(new_server, 2)
         for _ in range(100):
             if any(r.name == "kad.node" and r.getMessage().startswith("peer added") for r in records):
                 break
@@ -243,13 +223,12 @@ async def test_logs_go_to_the_python_logger_kad():
 
         log.setLevel(logging.WARNING)
         records.clear()
-        lone = kad.Server()
+        lone = new_server()
         await lone.listen(0)
         assert await lone.set("k", "v") is False
         await a.bootstrap([b.address])
         assert [r.levelno for r in records] == [logging.WARNING]
         assert records[0].name == "kad" and "no known peers" in records[0].getMessage()
-        stop([a, b, lone])
     finally:
         log.removeHandler(handler)
         log.setLevel(logging.NOTSET)

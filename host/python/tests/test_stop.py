@@ -21,11 +21,11 @@ async def baseline():
 
 
 @bounded(30)
-async def test_stop_leaves_no_thread_and_no_socket_behind():
+async def test_stop_leaves_no_thread_and_no_socket_behind(new_server):
     threads, fds = await baseline()
     servers = []
     for _ in range(5):
-        s = kad.Server()
+        s = new_server()
         await s.listen(0)
         servers.append(s)
     for s in servers[1:]:
@@ -43,7 +43,7 @@ async def test_stop_leaves_no_thread_and_no_socket_behind():
     assert census() == (threads, fds)
     # The ports are free again.
     for port in ports:
-        again = kad.Server()
+        again = new_server()
         await again.listen(port)
         again.stop()
     assert census() == (threads, fds)
@@ -61,8 +61,8 @@ async def test_a_server_dropped_without_stop_is_stopped_by_the_garbage_collector
 
 
 @bounded(30)
-async def test_calls_pending_at_stop_raise_kaderror():
-    a, b = kad.Server(), kad.Server()
+async def test_calls_pending_at_stop_raise_kaderror(new_server):
+    a, b = new_server(), new_server()
     await a.listen(0)
     await b.listen(0)
     await a.bootstrap([b.address])
@@ -76,8 +76,8 @@ async def test_calls_pending_at_stop_raise_kaderror():
 
 
 @bounded(30)
-async def test_a_call_cancelled_in_flight_leaves_the_server_usable():
-    a, b, gone = kad.Server(), kad.Server(), kad.Server()
+async def test_a_call_cancelled_in_flight_leaves_the_server_usable(new_server):
+    a, b, gone = new_server(), new_server(), new_server()
     for s in (a, b, gone):
         await s.listen(0)
     await a.bootstrap([b.address])
@@ -92,8 +92,6 @@ async def test_a_call_cancelled_in_flight_leaves_the_server_usable():
         await slow
     assert await a.set("k", "v") is True
     assert await b.get("k") == "v"
-    a.stop()
-    b.stop()
 
 
 def test_a_program_that_never_calls_stop_exits_promptly_and_cleanly():

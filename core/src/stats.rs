@@ -1,0 +1,153 @@
+//! Counters of what a node did and refused, named so that front ends export them as they are.
+
+use core::ops::{Index, IndexMut};
+
+/// The requests of the protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RequestKind {
+    /// PING: is the peer alive, and what address does it see for us.
+    Ping,
+    /// FIND_NODE: the closest contacts to a target.
+    FindNode,
+    /// FIND_VALUE: the record under a key, or the closest contacts.
+    FindValue,
+    /// STORE: keep a record.
+    Store,
+    /// ADD_PROVIDER: record the sender as a provider of a key.
+    AddProvider,
+    /// GET_PROVIDERS: the providers of a key, and the closest contacts.
+    GetProviders,
+}
+
+impl RequestKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [RequestKind; 6] = [
+        RequestKind::Ping,
+        RequestKind::FindNode,
+        RequestKind::FindValue,
+        RequestKind::Store,
+        RequestKind::AddProvider,
+        RequestKind::GetProviders,
+    ];
+
+    /// The name used in metrics and logs: `ping`, `find_node`, `find_value`, `store`,
+    /// `add_provider`, `get_providers`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            RequestKind::Ping => "ping",
+            RequestKind::FindNode => "find_node",
+            RequestKind::FindValue => "find_value",
+            RequestKind::Store => "store",
+            RequestKind::AddProvider => "add_provider",
+            RequestKind::GetProviders => "get_providers",
+        }
+    }
+}
+
+/// One counter per [`RequestKind`], indexed by it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PerKind([u64; RequestKind::ALL.len()]);
+
+impl PerKind {
+    /// Each kind with its count, in the order of [`RequestKind::ALL`].
+    pub fn iter(&self) -> impl Iterator<Item = (RequestKind, u64)> + '_ {
+        RequestKind::ALL.iter().map(|&k| (k, self[k]))
+    }
+
+    /// The sum over all kinds.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+}
+
+impl Index<RequestKind> for PerKind {
+    type Output = u64;
+    fn index(&self, k: RequestKind) -> &u64 {
+        &self.0[k as usize]
+    }
+}
+
+impl IndexMut<RequestKind> for PerKind {
+    fn index_mut(&mut self, k: RequestKind) -> &mut u64 {
+        &mut self.0[k as usize]
+    }
+}
+
+/// Counters of everything the node did and refused; exported as metrics by front ends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams handed to `handle_datagram`.
+    pub datagrams_in: u64,
+    /// Datagrams produced by `poll_transmit`.
+    pub datagrams_out: u64,
+    /// Dropped: not a kad message.
+    pub dropped_malformed: u64,
+    /// Dropped: other protocol version.
+    pub dropped_version: u64,
+    /// Dropped: value or salt over the limit, or datagram over 1200 bytes.
+    pub dropped_too_large: u64,
+    /// Dropped: claimed to come from this node's own id.
+    pub dropped_own_id: u64,
+    /// Dropped: a response matching no request (transaction id, address and peer id).
+    pub dropped_unmatched: u64,
+    /// Dropped: an answer of the wrong kind or with an invalid record.
+    pub dropped_bad_response: u64,
+    /// Requests received, by kind.
+    pub requests_in: PerKind,
+    /// Requests sent, by kind.
+    pub requests_out: PerKind,
+    /// Requests that timed out.
+    pub timeouts: u64,
+    /// Requests sent again after a timeout (see [`crate::node::REQUEST_ATTEMPTS`]).
+    pub retries: u64,
+    /// Answers not sent because the reply queue was full.
+    pub replies_dropped: u64,
+    /// Requests not sent because the pending table was full.
+    pub requests_dropped: u64,
+    /// Commands refused with `Busy`.
+    pub queries_busy: u64,
+    /// Queries finished (user and maintenance).
+    pub queries_finished: u64,
+    /// STOREs accepted.
+    pub stores_accepted: u64,
+    /// STOREs refused (any reason).
+    pub stores_refused: u64,
+    /// Records evicted to make room.
+    pub records_evicted: u64,
+    /// Records dropped at expiry.
+    pub records_expired: u64,
+    /// Records sent to a newly seen closer node.
+    pub replications: u64,
+    /// Records republished (by holders and as publisher).
+    pub republished: u64,
+    /// Peer events dropped because the event queue was full.
+    pub events_dropped: u64,
+    /// Provider records refused because the table was full.
+    pub providers_refused: u64,
+}
+
+#[cfg(any(test, feature = "selftest"))]
+pub(crate) mod tests {
+    use super::*;
+
+    crate::selftest::unit_tests! {
+        fn each_kind_has_its_own_counter_and_name() {
+            let mut c = PerKind::default();
+            c[RequestKind::Store] += 2;
+            c[RequestKind::Ping] += 1;
+            let names: heapless::Vec<(&str, u64), 6> = c.iter().map(|(k, n)| (k.name(), n)).collect();
+            assert_eq!(
+                &names[..],
+                &[
+                    ("ping", 1),
+                    ("find_node", 0),
+                    ("find_value", 0),
+                    ("store", 2),
+                    ("add_provider", 0),
+                    ("get_providers", 0)
+                ]
+            );
+            assert_eq!(c.total(), 3);
+        }
+    }
+}
