@@ -30,6 +30,9 @@ pub struct Config {
     pub bind: SocketAddr,
     /// Where to keep the id, contacts and records. `None` (the default) keeps them in memory.
     pub data_dir: Option<PathBuf>,
+    /// The node id. `None` (the default) reuses the id saved in `data_dir`, or makes a random
+    /// one; a given id replaces the saved one.
+    pub id: Option<NodeId>,
     /// Most records held. Default 65,536.
     pub max_records: usize,
     /// Commands that may wait in the channel before senders wait. Default 1,024.
@@ -43,6 +46,7 @@ impl Default for Config {
         Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: None,
+            id: None,
             max_records: 65_536,
             queue: 1024,
             core: kad_core::Config::default(),
@@ -204,7 +208,7 @@ impl Node {
             None => HostStore::in_memory(config.max_records),
         };
         let mut rng = rand::rngs::OsRng;
-        let id = store.saved_id().unwrap_or_else(|| NodeId::random(&mut rng));
+        let id = config.id.or_else(|| store.saved_id()).unwrap_or_else(|| NodeId::random(&mut rng));
         if let Err(e) = store.save_id(&id) {
             warn!(error = %e, "could not save the node id");
         }
