@@ -12,6 +12,8 @@
 //! # let _ = acks; Ok(()) }
 //! ```
 
+pub mod dashboard;
+pub mod explain;
 pub mod http;
 pub mod node;
 pub mod relay;
@@ -20,4 +22,4 @@ pub mod value;
 
 pub use node::{Config, Error, Handle, Node, SignedValue, Status};
 pub use relay::{Relay, RelayConfig, RelayStats};
-pub use value::Value;
+pub use value::{Encoding, Value};

@@ -33,6 +33,9 @@ pub struct Config {
     pub bind: SocketAddr,
     /// Where to keep the id, contacts and records. `None` (the default) keeps them in memory.
     pub data_dir: Option<PathBuf>,
+    /// The node id. `None` (the default) reuses the id saved in `data_dir`, or makes a random
+    /// one; a given id replaces the saved one.
+    pub id: Option<NodeId>,
     /// Most records held. Default 65,536.
     pub max_records: usize,
     /// Commands that may wait in the channel, behind the [`BACKLOG`] waiting for a query slot,
@@ -47,6 +50,7 @@ impl Default for Config {
         Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: None,
+            id: None,
             max_records: 65_536,
             queue: 1024,
             core: kad_core::Config::default(),
@@ -100,10 +104,18 @@ pub struct Status {
     pub client: bool,
     /// Contacts per bucket, farthest bucket first.
     pub buckets: Vec<usize>,
+    /// The contacts themselves, bucket by bucket in the order of `buckets`.
+    pub contacts: Vec<kad_core::routing::Contact>,
     /// Records held.
     pub records: usize,
+    /// Bytes of the values held (salts of signed records included).
+    pub record_bytes: usize,
     /// Records held because this node published them.
     pub published: usize,
+    /// Records held as one of the nodes closest to their key.
+    pub replicas: usize,
+    /// Records cached after a lookup.
+    pub cached: usize,
     /// Provider records held.
     pub providers: usize,
     /// Whether records are on disk.
@@ -205,7 +217,7 @@ impl Node {
             None => HostStore::in_memory(config.max_records),
         };
         let mut rng = rand::rngs::OsRng;
-        let id = store.saved_id().unwrap_or_else(|| NodeId::random(&mut rng));
+        let id = config.id.or_else(|| store.saved_id()).unwrap_or_else(|| NodeId::random(&mut rng));
         if let Err(e) = store.save_id(&id) {
             warn!(error = %e, "could not save the node id");
         }
@@ -642,13 +654,18 @@ impl Task {
 
     fn status(&self) -> Status {
         let store = self.core.store();
+        let count = |o| store.iter().filter(|r| r.origin == o).count();
         Status {
             id: self.core.id(),
             addr: self.addr,
             client: self.core.config().client_mode,
             buckets: self.core.routing().bucket_sizes().collect(),
+            contacts: self.core.routing().iter().copied().collect(),
             records: store.len(),
-            published: store.iter().filter(|r| r.origin == kad_core::Origin::Publisher).count(),
+            record_bytes: store.iter().map(|r| r.data.len()).sum(),
+            published: count(kad_core::Origin::Publisher),
+            replicas: count(kad_core::Origin::Replica),
+            cached: count(kad_core::Origin::Cache),
             providers: self.core.providers().len(),
             persistent: store.is_persistent(),
             stats: *self.core.stats(),

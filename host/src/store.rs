@@ -33,12 +33,8 @@ pub enum DbError {
         /// Why.
         source: std::io::Error,
     },
-    /// The database file could not be opened or created.
-    #[error(
-        "cannot open the database {}: {source}; if another kad node uses this data directory, \
-         stop it or give this node another one",
-        path.display()
-    )]
+    /// The database file could not be opened or created (another node may hold it).
+    #[error("cannot open the database {}: {source} (a data directory serves one node at a time)", path.display())]
     Open {
         /// The database file.
         path: PathBuf,
@@ -235,10 +231,6 @@ impl RecordStore<VALUE> for HostStore {
         self.records.len()
     }
 
-    fn capacity(&self) -> usize {
-        self.capacity
-    }
-
     fn next_key(&self, after: Option<&Key>) -> Option<Key> {
         use std::ops::Bound::{Excluded, Unbounded};
         let lower = after.map_or(Unbounded, Excluded);
@@ -379,7 +371,7 @@ mod tests {
         let _first = HostStore::open(dir.path(), 1).unwrap();
         let Err(in_use) = HostStore::open(dir.path(), 1) else { panic!("the database is open already") };
         assert!(matches!(in_use, DbError::Open { .. }), "{in_use}");
-        assert!(in_use.to_string().ends_with("stop it or give this node another one"), "{in_use}");
+        assert!(in_use.to_string().ends_with("(a data directory serves one node at a time)"), "{in_use}");
         let file = dir.path().join("a-file");
         std::fs::write(&file, b"").unwrap();
         let Err(not_a_dir) = HostStore::open(&file.join("sub"), 1) else {

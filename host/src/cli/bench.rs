@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use kad_host::{Config, Node, Value};
 
 /// The Python side of the benchmark, run with the Python `kademlia` package.
-const PYTHON_BENCH: &str = include_str!("../bench/python_bench.py");
+const PYTHON_BENCH: &str = include_str!("../../bench/python_bench.py");
 
 /// Options of `kad bench`.
 #[derive(Args, Debug, Clone)]

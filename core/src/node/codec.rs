@@ -1,0 +1,140 @@
+//! Encoding: requests, replies and records as they go on the wire, and records as they come
+//! off it.
+
+use core::time::Duration;
+
+use heapless::Vec;
+
+use crate::addr::PeerAddr;
+use crate::id::{Key, NodeId};
+use crate::routing::Contact;
+use crate::store::{Origin, Record, RecordStore, Signer};
+use crate::wire::{
+    self, Body, Bytes, Flags, Header, Message, Peer, TxId, WireRecord, WireSignature, MAX_CONTACTS,
+    MAX_PROVIDERS, VERSION,
+};
+
+use super::requests::{Reply, ReplyBody};
+use super::rpc::{Pending, Request};
+use super::Node;
+
+impl<
+        S: RecordStore<V>,
+        const B: usize,
+        const K: usize,
+        const R: usize,
+        const Q: usize,
+        const P: usize,
+        const V: usize,
+        const PV: usize,
+        const E: usize,
+    > Node<S, B, K, R, Q, P, V, PV, E>
+{
+    pub(super) fn header(&self, txid: TxId) -> Header {
+        let flags = if self.config.client_mode { Flags::CLIENT } else { 0 };
+        Header { version: VERSION, txid, sender: self.id, flags: Flags(flags) }
+    }
+
+    pub(super) fn encode_request(&self, p: &Pending, buf: &mut [u8]) -> Option<usize> {
+        let header = self.header(p.txid);
+        let held;
+        let body = match p.request {
+            Request::Ping { .. } => Body::Ping,
+            Request::FindNode { target, .. } => Body::FindNode { target },
+            Request::FindValue { key, .. } => Body::FindValue { key },
+            Request::GetProviders { key, .. } => Body::GetProviders { key },
+            Request::AddProvider { key, .. } => Body::AddProvider { key },
+            Request::Store { query, key, cached_ttl } => {
+                let (record, cas) = match query.and_then(|qid| self.queries.iter().find(|q| q.id == qid)) {
+                    Some(q) => (q.record.as_ref()?, q.cas),
+                    None => {
+                        held = self.live_record(&key)?;
+                        (&held, None)
+                    }
+                };
+                let mut w = self.wire_record(record, cas);
+                if let Some(ttl) = cached_ttl {
+                    w.cached = true;
+                    w.ttl_secs = ttl;
+                }
+                return wire::encode(&Message { header, body: Body::Store { record: w } }, buf).ok();
+            }
+        };
+        wire::encode(&Message { header, body }, buf).ok()
+    }
+
+    pub(super) fn wire_record<'r>(&self, r: &'r Record<V>, cas: Option<u64>) -> WireRecord<'r> {
+        let ttl = r.expires_at.saturating_since(self.now).as_secs().min(u32::MAX as u64) as u32;
+        WireRecord {
+            key: r.key,
+            kind: r.kind,
+            ttl_secs: ttl,
+            cached: false,
+            data: Bytes(&r.data),
+            signature: r.signer.map(|s| WireSignature {
+                public_key: s.public_key,
+                salt_len: s.salt_len,
+                seq: s.seq,
+                signature: s.signature,
+                cas,
+            }),
+        }
+    }
+
+    pub(super) fn encode_reply(&self, r: &Reply, buf: &mut [u8]) -> Option<usize> {
+        let header = self.header(r.txid);
+        let held;
+        let body = match r.body {
+            ReplyBody::Pong => Body::Pong { observed: r.to },
+            ReplyBody::Nodes { target } => {
+                Body::Nodes { contacts: self.closest_peers(&target, &r.requester) }
+            }
+            ReplyBody::Value { key } => match self.live_record(&key) {
+                Some(rec) => {
+                    held = rec;
+                    Body::Value { record: self.wire_record(&held, None) }
+                }
+                None => Body::Nodes { contacts: self.closest_peers(&key, &r.requester) },
+            },
+            ReplyBody::Stored(status) => Body::Stored { status },
+            ReplyBody::ProviderAdded(stored) => Body::ProviderAdded { stored },
+            ReplyBody::Providers { key } => {
+                let mut found = [(self.id, PeerAddr::V4([0; 4], 0)); MAX_PROVIDERS];
+                let n = self.providers.get(&key, self.now, &mut found);
+                let providers = found[..n]
+                    .iter()
+                    .filter(|(id, _)| *id != self.id)
+                    .map(|&(id, addr)| Peer { id, addr })
+                    .collect();
+                Body::Providers { providers, closer: self.closest_peers(&key, &r.requester) }
+            }
+        };
+        wire::encode(&Message { header, body }, buf).ok()
+    }
+
+    pub(super) fn closest_peers(&self, target: &Key, exclude: &NodeId) -> Vec<Peer, MAX_CONTACTS> {
+        let mut out = [Contact::new(self.id, PeerAddr::V4([0; 4], 0), self.now); MAX_CONTACTS];
+        let n = self.routing.closest(target, Some(exclude), &mut out[..K.min(MAX_CONTACTS)]);
+        out[..n].iter().map(|c| Peer { id: c.id, addr: c.addr }).collect()
+    }
+
+    pub(super) fn record_from_wire(&self, w: &WireRecord<'_>, origin: Origin) -> Option<Record<V>> {
+        let data = Vec::from_slice(w.data.0).ok()?;
+        let ttl = Duration::from_secs(w.ttl_secs as u64).min(self.config.record_ttl);
+        Some(Record {
+            key: w.key,
+            kind: w.kind,
+            data,
+            signer: w.signature.map(|s| Signer {
+                public_key: s.public_key,
+                seq: s.seq,
+                signature: s.signature,
+                salt_len: s.salt_len,
+            }),
+            origin,
+            expires_at: self.now + ttl,
+            stored_at: self.now,
+            republished_at: self.now,
+        })
+    }
+}

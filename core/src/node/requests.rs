@@ -1,0 +1,89 @@
+//! Requests from peers: answering PING, FIND_NODE, FIND_VALUE, STORE, ADD_PROVIDER and
+//! GET_PROVIDERS.
+
+use crate::addr::PeerAddr;
+use crate::id::{Key, NodeId};
+use crate::providers::{Added, ProviderRecord};
+use crate::stats::RequestKind;
+use crate::store::RecordStore;
+use crate::wire::{Body, Message, StoreStatus, TxId};
+
+use super::Node;
+
+/// What an answer will say; encoded when it is sent, from the state at that time.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum ReplyBody {
+    Pong,
+    Nodes { target: Key },
+    Value { key: Key },
+    Stored(StoreStatus),
+    ProviderAdded(bool),
+    Providers { key: Key },
+}
+
+/// An answer waiting to be sent.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Reply {
+    pub(super) to: PeerAddr,
+    pub(super) txid: TxId,
+    pub(super) requester: NodeId,
+    pub(super) body: ReplyBody,
+}
+
+impl<
+        S: RecordStore<V>,
+        const B: usize,
+        const K: usize,
+        const R: usize,
+        const Q: usize,
+        const P: usize,
+        const V: usize,
+        const PV: usize,
+        const E: usize,
+    > Node<S, B, K, R, Q, P, V, PV, E>
+{
+    pub(super) fn handle_request(&mut self, from: PeerAddr, msg: &Message<'_>) {
+        let h = msg.header;
+        let (kind, body) = match &msg.body {
+            Body::Ping => (RequestKind::Ping, ReplyBody::Pong),
+            Body::FindNode { target } => (RequestKind::FindNode, ReplyBody::Nodes { target: *target }),
+            Body::FindValue { key } => {
+                let body = if self.live_record(key).is_some() {
+                    ReplyBody::Value { key: *key }
+                } else {
+                    ReplyBody::Nodes { target: *key }
+                };
+                (RequestKind::FindValue, body)
+            }
+            Body::Store { record } => {
+                let status = self.accept_store(record);
+                if status == StoreStatus::Stored {
+                    self.stats.stores_accepted += 1;
+                } else {
+                    self.stats.stores_refused += 1;
+                }
+                (RequestKind::Store, ReplyBody::Stored(status))
+            }
+            Body::AddProvider { key } => {
+                let rec = ProviderRecord {
+                    key: *key,
+                    provider: h.sender,
+                    addr: from,
+                    expires_at: self.now + self.config.provider_ttl,
+                };
+                let added = self.providers.add(rec, &self.id, self.now) == Added::Stored;
+                if !added {
+                    self.stats.providers_refused += 1;
+                }
+                (RequestKind::AddProvider, ReplyBody::ProviderAdded(added))
+            }
+            Body::GetProviders { key } => (RequestKind::GetProviders, ReplyBody::Providers { key: *key }),
+            _ => return,
+        };
+        self.stats.requests_in[kind] += 1;
+        let reply = Reply { to: from, txid: h.txid, requester: h.sender, body };
+        if self.replies.push_back(reply).is_err() {
+            self.stats.replies_dropped += 1;
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Answers to this node's requests: matching them to the request, and feeding them to the
+//! query that asked.
+
+use crate::addr::PeerAddr;
+use crate::id::{Key, NodeId};
+use crate::store::{Origin, RecordStore};
+use crate::wire::{Body, Message, Peer, StoreStatus, WireRecord};
+
+use super::accept::verify_signature;
+use super::queries::{Kind, Phase, QueryId};
+use super::rpc::Request;
+use super::Node;
+
+impl<
+        S: RecordStore<V>,
+        const B: usize,
+        const K: usize,
+        const R: usize,
+        const Q: usize,
+        const P: usize,
+        const V: usize,
+        const PV: usize,
+        const E: usize,
+    > Node<S, B, K, R, Q, P, V, PV, E>
+{
+    pub(super) fn handle_response(&mut self, from: PeerAddr, msg: &Message<'_>) {
+        let h = msg.header;
+        let matched = self.pending.iter().position(|p| {
+            p.sent && p.txid == h.txid && p.to == from && p.expect.is_none_or(|e| e == h.sender)
+        });
+        let Some(i) = matched else {
+            self.stats.dropped_unmatched += 1;
+            return;
+        };
+        let p = self.pending.swap_remove(i);
+        let rtt = self.now.saturating_since(p.sent_at);
+        if !h.flags.is_client() {
+            self.saw_peer(h.sender, from, true);
+            self.routing.on_alive(&h.sender, Some(rtt), self.now);
+        }
+        let sender = h.sender;
+        let ok = match (p.request, &msg.body) {
+            (Request::Ping { query }, Body::Pong { .. }) => {
+                if let Some(qid) = query {
+                    if let Some(q) = self.query_mut(qid) {
+                        q.outstanding = q.outstanding.saturating_sub(1);
+                        q.stats.responses += 1;
+                        if q.outstanding == 0 && q.phase == Phase::Pinging {
+                            self.start_lookup(qid);
+                        }
+                    }
+                }
+                true
+            }
+            (Request::FindNode { query, .. }, Body::Nodes { contacts })
+            | (Request::FindValue { query, .. }, Body::Nodes { contacts }) => {
+                self.lookup_success(query, sender, contacts);
+                true
+            }
+            (Request::FindValue { query, key }, Body::Value { record }) => {
+                self.found_value(query, key, sender, record)
+            }
+            (Request::GetProviders { query, .. }, Body::Providers { providers, closer }) => {
+                if let Some(q) = self.query_mut(query) {
+                    for pr in providers.iter().filter(|p| p.addr.is_routable()) {
+                        if !q.providers.iter().any(|x| x.id == pr.id) {
+                            let _ = q.providers.push(*pr);
+                        }
+                    }
+                }
+                self.lookup_success(query, sender, closer);
+                true
+            }
+            (Request::Store { query, .. }, Body::Stored { status }) => {
+                self.store_answered(query, *status == StoreStatus::Stored, Some(*status));
+                true
+            }
+            (Request::AddProvider { query, .. }, Body::ProviderAdded { stored }) => {
+                self.store_answered(query, *stored, None);
+                true
+            }
+            _ => false,
+        };
+        if !ok {
+            self.stats.dropped_bad_response += 1;
+            self.request_failed_for_query(p);
+        }
+        if let Some(qid) = p.request.query() {
+            self.drive(qid);
+        }
+        self.drive_starved();
+    }
+
+    pub(super) fn lookup_success(&mut self, qid: QueryId, sender: NodeId, contacts: &[Peer]) {
+        let own = self.id;
+        if let Some(q) = self.query_mut(qid) {
+            if q.phase == Phase::Lookup {
+                q.stats.responses += 1;
+                let closer =
+                    contacts.iter().filter(|c| c.id != own && c.addr.is_routable()).map(|c| (c.id, c.addr));
+                q.lookup.on_success(&sender, closer);
+            }
+        }
+    }
+
+    /// A peer answered FIND_VALUE with a record: verify it, keep it, and finish (unsigned) or
+    /// keep the highest sequence number (signed). Returns false for an invalid record.
+    pub(super) fn found_value(&mut self, qid: QueryId, key: Key, sender: NodeId, w: &WireRecord<'_>) -> bool {
+        let Some(rec) = self.record_from_wire(w, Origin::Cache) else {
+            return false;
+        };
+        if rec.key != key || verify_signature(&rec).is_err() {
+            return false;
+        }
+        let Some(q) = self.query_mut(qid) else { return true };
+        if q.phase != Phase::Lookup {
+            return true;
+        }
+        q.stats.responses += 1;
+        let hop = q.lookup.candidates().iter().find(|c| c.id == sender).map_or(1, |c| c.hop);
+        q.lookup.on_success(&sender, core::iter::empty());
+        let better = match (&q.record, &rec.signer) {
+            (None, _) => true,
+            (Some(old), Some(s)) => old.signer.is_none_or(|o| s.seq > o.seq),
+            (Some(_), None) => false,
+        };
+        if better {
+            q.record = Some(rec);
+            q.value_from = Some((sender, hop));
+        }
+        if q.kind == (Kind::Get { signed: false }) {
+            self.value_done(qid);
+        }
+        true
+    }
+
+    pub(super) fn store_answered(
+        &mut self,
+        query: Option<QueryId>,
+        stored: bool,
+        status: Option<StoreStatus>,
+    ) {
+        let Some(qid) = query else { return };
+        let Some(q) = self.query_mut(qid) else { return };
+        if q.phase != Phase::Storing {
+            return;
+        }
+        q.stats.responses += 1;
+        q.outstanding = q.outstanding.saturating_sub(1);
+        if stored {
+            q.acks += 1;
+        } else {
+            q.refusal = status;
+        }
+    }
+}
