@@ -38,6 +38,7 @@ pub(crate) use unit_tests;
 
 /// Every unit test of the core, module by module.
 pub const ALL: &[&[Test]] = &[
+    crate::backlog::tests::TESTS,
     crate::addr::tests::TESTS,
     crate::id::tests::TESTS,
     crate::wire::tests::TESTS,

@@ -1,13 +1,14 @@
 //! The `kad` command line: its subcommands, and the rule that every failure is one sentence
 //! and one documented exit code (0 done, 1 not found, 2 usage, 3 network, 4 bad input, 5 other).
 
+mod bench;
 mod client;
 mod config;
 mod keys;
 mod node;
 
 use clap::{Parser, Subcommand};
-use kad_host::{bench, Error};
+use kad_host::Error;
 
 /// A Kademlia DHT node and client. Start a node with `kad node`; the first node of a new
 /// network needs no bootstrap.

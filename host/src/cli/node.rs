@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use clap::Args;
 use kad_host::dashboard::History;
+use kad_host::store::DbError;
 use kad_host::{http, Config, Error, Node, Relay, RelayConfig};
 
 use super::client::resolve;
@@ -65,7 +66,7 @@ pub async fn run(flags: NodeFlags, provide: Option<String>) -> Result<(), Failur
         Config { bind: SocketAddr::new(s.bind, s.port), data_dir: s.data_dir.clone(), ..Config::default() };
     config.core.client_mode = s.client;
     let node = Node::bind(config).await.map_err(|e| match (&e, &s.data_dir) {
-        (Error::Storage(_), Some(dir)) => Failure(
+        (Error::Storage(DbError::Open { .. }), Some(dir)) => Failure(
             FAILURE,
             format!(
                 "{e}\nthe data directory {} cannot be used; if another kad node is using it, give this one \
