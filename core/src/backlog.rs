@@ -11,9 +11,9 @@
 //!    or a bounded command channel that holds nothing else (kad-embedded, where a second copy
 //!    of each command would cost RAM).
 //! 2. **Start as slots free.** After each input given to the node (a datagram, a timeout, a
-//!    command) and after each finished query taken from [`Node::poll_output`]
+//!    command) and after each finished query taken from [`Node::poll_output`](crate::Node::poll_output)
 //!    (`Event::QueryDone` frees its slot), the front end starts waiting commands, oldest first,
-//!    while [`Node::can_start_query`]:
+//!    while [`Node::can_start_query`](crate::Node::can_start_query):
 //!    `while let Some(c) = backlog.next_to_start(node.can_start_query()) { start(c) }`; a
 //!    channel used as the backlog is read only then. A command the node refuses for another
 //!    reason (no peers, value too large) fails to its caller when it starts.
@@ -28,9 +28,6 @@
 use core::fmt;
 
 use heapless::Deque;
-
-use crate::node::Node;
-use crate::store::RecordStore;
 
 /// Commands waiting for a free query slot, oldest first; at most `N`.
 pub struct Backlog<C, const N: usize> {
@@ -93,7 +90,7 @@ impl<C, const N: usize> Backlog<C, N> {
         self.waiting.push_back(command).map_err(|command| Full { command, capacity: N })
     }
 
-    /// The oldest waiting command when `can_start` (give it [`Node::can_start_query`], so
+    /// The oldest waiting command when `can_start` (give it [`Node::can_start_query`](crate::Node::can_start_query), so
     /// that the command is never refused as busy); `None` otherwise.
     pub fn next_to_start(&mut self, can_start: bool) -> Option<C> {
         if can_start {
@@ -109,32 +106,12 @@ impl<C, const N: usize> Backlog<C, N> {
     }
 }
 
-impl<
-        S: RecordStore<V>,
-        const B: usize,
-        const K: usize,
-        const R: usize,
-        const Q: usize,
-        const P: usize,
-        const V: usize,
-        const PV: usize,
-        const E: usize,
-    > Node<S, B, K, R, Q, P, V, PV, E>
-{
-    /// Whether a command that starts a query would start now: one of the `Q` query slots is
-    /// free. Otherwise the command would be refused with [`Error::Busy`](crate::Error::Busy);
-    /// front ends wait for this instead (see the [module docs](self)).
-    pub fn can_start_query(&self) -> bool {
-        self.queries_in_flight() < Q
-    }
-}
-
 #[cfg(any(test, feature = "selftest"))]
 pub(crate) mod tests {
     use super::*;
-    use crate::store::{MemoryStore, Origin, Record, ValueKind};
+    use crate::store::{MemoryStore, Origin, Record, RecordStore, ValueKind};
     use crate::wire::MAX_DATAGRAM;
-    use crate::{Config, Error, Event, Instant, Key, NodeId, Output};
+    use crate::{Config, Error, Event, Instant, Key, Node, NodeId, Output};
     use rand_chacha::ChaCha8Rng;
     use rand_core::SeedableRng;
 
