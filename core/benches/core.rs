@@ -78,14 +78,13 @@ fn routing(c: &mut Criterion) {
 }
 
 fn lookup(c: &mut Criterion) {
-    let mut net = harness::Net::build(500, 3, Config::default());
+    let mut net = harness::build(500, 3, Config::default());
     let mut rng = SmallRng::seed_from_u64(4);
     c.bench_function("lookup/find_node in a 500-node in-memory network", |b| {
         b.iter(|| {
             let i = rng.gen_range(0..500);
-            let q = net.nodes[i].find_node(Key::random(&mut rng), net.now).unwrap();
-            net.flush(i);
-            black_box(net.wait(i, q))
+            let target = Key::random(&mut rng);
+            black_box(net.query(i, |node, now| node.find_node(target, now)))
         })
     });
 }

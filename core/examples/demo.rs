@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant as WallClock};
 
+use kad_core::testnet::Done;
 use kad_core::{Config, Key, Outcome, ValueKind};
 use rand::Rng;
 
@@ -27,8 +28,8 @@ fn main() {
     };
     let wall = WallClock::now();
     eprintln!("building a network of {nodes} nodes ...");
-    let mut net = harness::Net::build(nodes, 42, Config::default());
-    let contacts: usize = net.nodes.iter().map(|n| n.routing().len()).sum();
+    let mut net = harness::build(nodes, 42, Config::default());
+    let contacts: usize = (0..nodes).map(|i| net.node(i).routing().len()).sum();
     println!("{nodes} nodes bootstrapped; {:.1} contacts per routing table", contacts as f64 / nodes as f64);
 
     let mut acks = Vec::new();
@@ -36,14 +37,13 @@ fn main() {
     for v in 0..values {
         let publisher = net.rng.gen_range(0..nodes);
         let key = Key::hash(format!("key-{v}").as_bytes());
-        let q =
-            net.nodes[publisher].put(key, ValueKind::Text, format!("value-{v}").as_bytes(), net.now).unwrap();
-        net.flush(publisher);
-        match net.wait(publisher, q).0 {
+        let value = format!("value-{v}");
+        match net.query(publisher, |node, now| node.put(key, ValueKind::Text, value.as_bytes(), now)).outcome
+        {
             Outcome::Put(Ok(a)) => acks.push(a.stored),
             other => println!("put {v} failed: {other:?}"),
         }
-        keys.push((key, format!("value-{v}")));
+        keys.push((key, value));
     }
     println!("{} puts, acknowledged by {:.1} peers on average", acks.len(), mean(&acks));
 
@@ -51,9 +51,7 @@ fn main() {
     for (key, value) in &keys {
         for _ in 0..50 {
             let reader = net.rng.gen_range(0..nodes);
-            let q = net.nodes[reader].get(*key, net.now).unwrap();
-            net.flush(reader);
-            let (outcome, stats) = net.wait(reader, q);
+            let Done { outcome, stats, .. } = net.query(reader, |node, now| node.get(*key, now));
             total += 1;
             if matches!(outcome, Outcome::Get(Ok(ref r)) if r.value() == value.as_bytes()) {
                 ok += 1;
@@ -71,9 +69,9 @@ fn main() {
     );
     println!(
         "{} datagrams delivered; {:.2} s of wall-clock time for {:?} of virtual time",
-        net.delivered,
+        net.medium.counters().delivered,
         wall.elapsed().as_secs_f64(),
-        Duration::from_millis(net.now.as_millis())
+        Duration::from_millis(net.now().as_millis())
     );
     println!("size of one node here: {} bytes", std::mem::size_of::<harness::TestNode>());
 }

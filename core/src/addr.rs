@@ -93,33 +93,32 @@ impl fmt::Debug for PeerAddr {
     }
 }
 
-#[cfg(test)]
-mod tests {
+#[cfg(any(test, feature = "selftest"))]
+pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn socket_addr_round_trip_and_v4_mapped_is_folded() {
-        let v4: SocketAddr = "127.0.0.1:8468".parse().unwrap();
-        let v6: SocketAddr = "[::1]:9000".parse().unwrap();
-        let mapped: SocketAddr = "[::ffff:10.0.0.1]:5".parse().unwrap();
-        assert_eq!(SocketAddr::from(PeerAddr::from(v4)), v4);
-        assert_eq!(SocketAddr::from(PeerAddr::from(v6)), v6);
-        assert_eq!(PeerAddr::from(mapped), PeerAddr::V4([10, 0, 0, 1], 5));
-    }
+    crate::selftest::unit_tests! {
+        fn socket_addr_round_trip_and_v4_mapped_is_folded() {
+            let v4: SocketAddr = "127.0.0.1:8468".parse().unwrap();
+            let v6: SocketAddr = "[::1]:9000".parse().unwrap();
+            let mapped: SocketAddr = "[::ffff:10.0.0.1]:5".parse().unwrap();
+            assert_eq!(SocketAddr::from(PeerAddr::from(v4)), v4);
+            assert_eq!(SocketAddr::from(PeerAddr::from(v6)), v6);
+            assert_eq!(PeerAddr::from(mapped), PeerAddr::V4([10, 0, 0, 1], 5));
+        }
 
-    #[test]
-    fn an_address_parses_from_ip_and_port_and_nothing_else() {
-        assert_eq!("10.0.0.1:8468".parse(), Ok(PeerAddr::V4([10, 0, 0, 1], 8468)));
-        assert_eq!("[::1]:9".parse::<PeerAddr>().map(|a| a.port()), Ok(9));
-        assert_eq!("10.0.0.1".parse::<PeerAddr>(), Err(AddrParseError));
-        assert_eq!("localhost:8468".parse::<PeerAddr>(), Err(AddrParseError));
-    }
+        fn an_address_parses_from_ip_and_port_and_nothing_else() {
+            assert_eq!("10.0.0.1:8468".parse(), Ok(PeerAddr::V4([10, 0, 0, 1], 8468)));
+            assert_eq!("[::1]:9".parse::<PeerAddr>().map(|a| a.port()), Ok(9));
+            assert_eq!("10.0.0.1".parse::<PeerAddr>(), Err(AddrParseError));
+            assert_eq!("localhost:8468".parse::<PeerAddr>(), Err(AddrParseError));
+        }
 
-    #[test]
-    fn unroutable_addresses_are_recognised() {
-        assert!(!PeerAddr::V4([0, 0, 0, 0], 1).is_routable());
-        assert!(!PeerAddr::V4([127, 0, 0, 1], 0).is_routable());
-        assert!(!PeerAddr::V4([224, 0, 0, 1], 1).is_routable());
-        assert!(PeerAddr::V4([127, 0, 0, 1], 1).is_routable());
+        fn unroutable_addresses_are_recognised() {
+            assert!(!PeerAddr::V4([0, 0, 0, 0], 1).is_routable());
+            assert!(!PeerAddr::V4([127, 0, 0, 1], 0).is_routable());
+            assert!(!PeerAddr::V4([224, 0, 0, 1], 1).is_routable());
+            assert!(PeerAddr::V4([127, 0, 0, 1], 1).is_routable());
+        }
     }
 }

@@ -172,59 +172,58 @@ pub fn encode_hello(local: &PeerAddr, peers: &[PeerAddr], out: &mut [u8]) -> Opt
     Some(n)
 }
 
-#[cfg(test)]
-mod tests {
+#[cfg(any(test, feature = "selftest"))]
+pub(crate) mod tests {
     use super::*;
 
     const V4: PeerAddr = PeerAddr::V4([127, 0, 0, 1], 8468);
+
     const V6: PeerAddr = PeerAddr::V6([0xfe; 16], 65535);
 
-    #[test]
-    fn datagram_frames_round_trip_for_both_families() {
-        let mut buf = [0u8; MAX_FRAME];
-        for peer in [V4, V6] {
-            let payload = [7u8; MAX_DATAGRAM];
-            let n = encode_datagram(&peer, &payload, &mut buf).unwrap();
-            assert_eq!(n, if peer == V4 { 8 } else { 20 } + MAX_DATAGRAM);
-            assert_eq!(decode(&buf[..n]), Ok(Frame::Datagram { peer, payload: &payload }));
+    crate::selftest::unit_tests! {
+        fn datagram_frames_round_trip_for_both_families() {
+            let mut buf = [0u8; MAX_FRAME];
+            for peer in [V4, V6] {
+                let payload = [7u8; MAX_DATAGRAM];
+                let n = encode_datagram(&peer, &payload, &mut buf).unwrap();
+                assert_eq!(n, if peer == V4 { 8 } else { 20 } + MAX_DATAGRAM);
+                assert_eq!(decode(&buf[..n]), Ok(Frame::Datagram { peer, payload: &payload }));
+            }
+            assert_eq!(&buf[..4], &[0, 6, 0xfe, 0xfe]);
         }
-        assert_eq!(&buf[..4], &[0, 6, 0xfe, 0xfe]);
-    }
 
-    #[test]
-    fn the_header_is_kind_family_address_and_big_endian_port() {
-        let mut buf = [0u8; 16];
-        let n = encode_datagram(&PeerAddr::V4([10, 1, 2, 3], 0x1234), b"x", &mut buf).unwrap();
-        assert_eq!(&buf[..n], &[0, 4, 10, 1, 2, 3, 0x12, 0x34, b'x']);
-    }
+        fn the_header_is_kind_family_address_and_big_endian_port() {
+            let mut buf = [0u8; 16];
+            let n = encode_datagram(&PeerAddr::V4([10, 1, 2, 3], 0x1234), b"x", &mut buf).unwrap();
+            assert_eq!(&buf[..n], &[0, 4, 10, 1, 2, 3, 0x12, 0x34, b'x']);
+        }
 
-    #[test]
-    fn hello_frames_carry_the_local_address_and_bootstrap_peers() {
-        let mut buf = [0u8; MAX_HELLO];
-        let n = encode_hello(&V4, &[V6, V4], &mut buf).unwrap();
-        let f = decode(&buf[..n]).unwrap();
-        assert!(matches!(f, Frame::Hello { local: V4, .. }));
-        let peers: std::vec::Vec<_> = f.hello_peers().collect();
-        assert_eq!(peers, [V6, V4]);
-        let many = [V6; MAX_HELLO_PEERS + 3];
-        let n = encode_hello(&V6, &many, &mut buf).unwrap();
-        assert_eq!(decode(&buf[..n]).unwrap().hello_peers().count(), MAX_HELLO_PEERS);
-    }
+        fn hello_frames_carry_the_local_address_and_bootstrap_peers() {
+            let mut buf = [0u8; MAX_HELLO];
+            let n = encode_hello(&V4, &[V6, V4], &mut buf).unwrap();
+            let f = decode(&buf[..n]).unwrap();
+            assert!(matches!(f, Frame::Hello { local: V4, .. }));
+            let peers: heapless::Vec<_, 2> = f.hello_peers().collect();
+            assert_eq!(peers, [V6, V4]);
+            let many = [V6; MAX_HELLO_PEERS + 3];
+            let n = encode_hello(&V6, &many, &mut buf).unwrap();
+            assert_eq!(decode(&buf[..n]).unwrap().hello_peers().count(), MAX_HELLO_PEERS);
+        }
 
-    #[test]
-    fn broken_frames_are_errors_not_panics() {
-        assert_eq!(decode(&[]), Err(FrameError::Malformed));
-        assert_eq!(decode(&[9, 4, 1, 2, 3, 4, 0, 1, 0]), Err(FrameError::Malformed));
-        assert_eq!(decode(&[0, 5, 1, 2, 3, 4, 0, 1, 0]), Err(FrameError::Malformed));
-        assert_eq!(decode(&[0, 4, 1, 2, 3, 4, 0]), Err(FrameError::Malformed));
-        assert_eq!(decode(&[0, 4, 1, 2, 3, 4, 0, 1]), Err(FrameError::Empty));
-        assert_eq!(decode(&[1, 4, 1, 2, 3, 4, 0, 1, 6]), Err(FrameError::Malformed));
-        let mut long = [1u8; MAX_FRAME + 1];
-        long[0] = 0;
-        long[1] = 4;
-        assert_eq!(decode(&long), Err(FrameError::TooLong));
-        assert_eq!(encode_datagram(&V4, &[], &mut [0; 64]), None);
-        assert_eq!(encode_datagram(&V4, &[1; 8], &mut [0; 8]), None);
-        assert_eq!(encode_datagram(&V4, &[1; MAX_DATAGRAM + 1], &mut [0; 2000]), None);
+        fn broken_frames_are_errors_not_panics() {
+            assert_eq!(decode(&[]), Err(FrameError::Malformed));
+            assert_eq!(decode(&[9, 4, 1, 2, 3, 4, 0, 1, 0]), Err(FrameError::Malformed));
+            assert_eq!(decode(&[0, 5, 1, 2, 3, 4, 0, 1, 0]), Err(FrameError::Malformed));
+            assert_eq!(decode(&[0, 4, 1, 2, 3, 4, 0]), Err(FrameError::Malformed));
+            assert_eq!(decode(&[0, 4, 1, 2, 3, 4, 0, 1]), Err(FrameError::Empty));
+            assert_eq!(decode(&[1, 4, 1, 2, 3, 4, 0, 1, 6]), Err(FrameError::Malformed));
+            let mut long = [1u8; MAX_FRAME + 1];
+            long[0] = 0;
+            long[1] = 4;
+            assert_eq!(decode(&long), Err(FrameError::TooLong));
+            assert_eq!(encode_datagram(&V4, &[], &mut [0; 64]), None);
+            assert_eq!(encode_datagram(&V4, &[1; 8], &mut [0; 8]), None);
+            assert_eq!(encode_datagram(&V4, &[1; MAX_DATAGRAM + 1], &mut [0; 2000]), None);
+        }
     }
 }

@@ -175,62 +175,60 @@ impl Distance {
     }
 }
 
-#[cfg(test)]
-mod tests {
+#[cfg(any(test, feature = "selftest"))]
+pub(crate) mod tests {
     use super::*;
-
-    #[test]
-    fn key_hash_is_sha1_of_the_user_key() {
-        // sha1("hello") = aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d
-        assert_eq!(Key::hash(b"hello"), Key::from_hex("aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d").unwrap());
-    }
-
-    #[test]
-    fn a_target_of_forty_hex_digits_is_that_id_and_anything_else_is_hashed() {
-        let hex = "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d";
-        assert_eq!(Key::from_target(hex), Key::from_hex(hex).unwrap());
-        assert_eq!(Key::from_target("hello"), Key::hash(b"hello"));
-        assert_eq!(Key::from_target(&hex[1..]), Key::hash(&hex.as_bytes()[1..]));
-    }
-
-    #[test]
-    fn distance_is_xor_and_symmetric() {
-        let a = NodeId::from_bytes([0xff; 20]);
-        let mut b = [0xff; 20];
-        b[19] = 0xfe;
-        let b = NodeId::from_bytes(b);
-        assert_eq!(a.distance(&b), b.distance(&a));
-        assert_eq!(a.distance(&b).leading_zeros(), 159);
-        assert_eq!(a.distance(&a).leading_zeros(), 160);
-        assert_eq!(a.distance(&b).bits(), 1);
-    }
-
-    #[test]
-    fn random_at_prefix_shares_exactly_that_prefix() {
-        let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(7);
-        let own = NodeId::random(&mut rng);
-        for p in [0, 1, 7, 8, 9, 100, 159] {
-            let k = own.random_at_prefix(p, &mut rng);
-            assert_eq!(k.distance(&own).leading_zeros(), p);
-        }
-    }
-
-    #[test]
-    fn hex_round_trips_and_rejects_garbage() {
-        let id = NodeId::from_bytes([0xab; 20]);
-        let mut s = heapless::String::<40>::new();
-        core::fmt::write(&mut s, format_args!("{id}")).unwrap();
-        assert_eq!(NodeId::from_hex(&s), Some(id));
-        assert_eq!(NodeId::from_hex("zz"), None);
-        assert_eq!(NodeId::from_hex("gggggggggggggggggggggggggggggggggggggggg"), None);
-    }
 
     trait SeedU64 {
         fn from_seed_u64(s: u64) -> Self;
     }
+
     impl SeedU64 for rand_chacha::ChaCha8Rng {
         fn from_seed_u64(s: u64) -> Self {
             <Self as rand_core::SeedableRng>::seed_from_u64(s)
+        }
+    }
+
+    crate::selftest::unit_tests! {
+        fn key_hash_is_sha1_of_the_user_key() {
+            // sha1("hello") = aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d
+            assert_eq!(Key::hash(b"hello"), Key::from_hex("aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d").unwrap());
+        }
+
+        fn a_target_of_forty_hex_digits_is_that_id_and_anything_else_is_hashed() {
+            let hex = "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d";
+            assert_eq!(Key::from_target(hex), Key::from_hex(hex).unwrap());
+            assert_eq!(Key::from_target("hello"), Key::hash(b"hello"));
+            assert_eq!(Key::from_target(&hex[1..]), Key::hash(&hex.as_bytes()[1..]));
+        }
+
+        fn distance_is_xor_and_symmetric() {
+            let a = NodeId::from_bytes([0xff; 20]);
+            let mut b = [0xff; 20];
+            b[19] = 0xfe;
+            let b = NodeId::from_bytes(b);
+            assert_eq!(a.distance(&b), b.distance(&a));
+            assert_eq!(a.distance(&b).leading_zeros(), 159);
+            assert_eq!(a.distance(&a).leading_zeros(), 160);
+            assert_eq!(a.distance(&b).bits(), 1);
+        }
+
+        fn random_at_prefix_shares_exactly_that_prefix() {
+            let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(7);
+            let own = NodeId::random(&mut rng);
+            for p in [0, 1, 7, 8, 9, 100, 159] {
+                let k = own.random_at_prefix(p, &mut rng);
+                assert_eq!(k.distance(&own).leading_zeros(), p);
+            }
+        }
+
+        fn hex_round_trips_and_rejects_garbage() {
+            let id = NodeId::from_bytes([0xab; 20]);
+            let mut s = heapless::String::<40>::new();
+            core::fmt::write(&mut s, format_args!("{id}")).unwrap();
+            assert_eq!(NodeId::from_hex(&s), Some(id));
+            assert_eq!(NodeId::from_hex("zz"), None);
+            assert_eq!(NodeId::from_hex("gggggggggggggggggggggggggggggggggggggggg"), None);
         }
     }
 }

@@ -24,6 +24,9 @@
 //! };
 //! ```
 //!
+//! Commands that find every query slot taken wait in a [`Backlog`]: the one back-pressure policy
+//! of all front ends (see [`backlog`]).
+//!
 //! # Module map
 //!
 //! One module per rule; the node's own rules each in a file of `node/`.
@@ -44,7 +47,9 @@
 //! | [`wire`] | the wire format: one message per UDP datagram of at most 1200 bytes |
 //! | [`frame`] | relay frames: datagrams between a browser and a host's relay over a WebSocket |
 //! | [`stats`] | counters of what a node did and refused, named for metrics |
+//! | [`backlog`] | back-pressure on full query slots: the front ends' one policy, and its queue |
 //! | `selftest` | the unit tests as plain functions, for runners without a test harness |
+//! | `testnet` | (feature `testnet`) the test network: nodes in memory on virtual time, faults |
 //! | [`node`] (`node/mod.rs`) | the engine: its state, and the dispatch of inputs and outputs |
 //! | `node/commands.rs` | the user's commands (find, get, put, provide) and why one is refused |
 //! | `node/rejoin.rs` | joining the network, and again when the table runs dry: seeds, backoff |
@@ -68,6 +73,7 @@
 extern crate std;
 
 pub mod addr;
+pub mod backlog;
 pub mod config;
 pub mod frame;
 pub mod id;
@@ -82,10 +88,13 @@ pub mod selftest;
 pub mod signed;
 pub mod stats;
 pub mod store;
+#[cfg(feature = "testnet")]
+pub mod testnet;
 pub mod time;
 pub mod wire;
 
 pub use addr::PeerAddr;
+pub use backlog::Backlog;
 pub use config::Config;
 pub use id::{Distance, Key, NodeId};
 pub use node::{

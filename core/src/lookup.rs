@@ -213,8 +213,8 @@ impl<const K: usize> Lookup<K> {
     }
 }
 
-#[cfg(test)]
-mod tests {
+#[cfg(any(test, feature = "selftest"))]
+pub(crate) mod tests {
     use super::*;
 
     fn id(b: u8) -> NodeId {
@@ -222,78 +222,76 @@ mod tests {
         x[0] = b;
         NodeId::from_bytes(x)
     }
+
     fn a(b: u8) -> PeerAddr {
         PeerAddr::V4([127, 0, 0, b], 1)
     }
 
-    #[test]
-    fn candidates_stay_sorted_and_bounded_to_k() {
-        let mut l = Lookup::<3>::new(Key::from_bytes([0; 20]));
-        for b in [9, 3, 7, 1, 5] {
-            l.add(id(b), a(b), 1);
+    crate::selftest::unit_tests! {
+        fn candidates_stay_sorted_and_bounded_to_k() {
+            let mut l = Lookup::<3>::new(Key::from_bytes([0; 20]));
+            for b in [9, 3, 7, 1, 5] {
+                l.add(id(b), a(b), 1);
+            }
+            let ids: heapless::Vec<u8, 3> = l.candidates().iter().map(|c| c.id.as_bytes()[0]).collect();
+            assert_eq!(&ids[..], &[1, 3, 5]);
         }
-        let ids: heapless::Vec<u8, 3> = l.candidates().iter().map(|c| c.id.as_bytes()[0]).collect();
-        assert_eq!(&ids[..], &[1, 3, 5]);
-    }
 
-    #[test]
-    fn at_most_alpha_requests_are_in_flight() {
-        let mut l = Lookup::<8>::new(Key::from_bytes([0; 20]));
-        for b in 1..=6 {
-            l.add(id(b), a(b), 1);
+        fn at_most_alpha_requests_are_in_flight() {
+            let mut l = Lookup::<8>::new(Key::from_bytes([0; 20]));
+            for b in 1..=6 {
+                l.add(id(b), a(b), 1);
+            }
+            assert!(l.next(3).is_some() && l.next(3).is_some() && l.next(3).is_some());
+            assert!(l.next(3).is_none());
+            l.on_failure(&id(1));
+            assert_eq!(l.next(3).map(|c| c.id), Some(id(4)));
         }
-        assert!(l.next(3).is_some() && l.next(3).is_some() && l.next(3).is_some());
-        assert!(l.next(3).is_none());
-        l.on_failure(&id(1));
-        assert_eq!(l.next(3).map(|c| c.id), Some(id(4)));
-    }
 
-    #[test]
-    fn a_lookup_finishes_when_the_closest_have_answered() {
-        let mut l = Lookup::<2>::new(Key::from_bytes([0; 20]));
-        l.add(id(8), a(8), 1);
-        let c = l.next(3).unwrap();
-        l.on_success(&c.id, [(id(2), a(2)), (id(4), a(4))].into_iter());
-        // 2 and 4 are nearer than 8 and push it out of the two closest.
-        assert!(!l.is_finished());
-        while let Some(c) = l.next(3) {
-            l.on_success(&c.id, core::iter::empty());
+        fn a_lookup_finishes_when_the_closest_have_answered() {
+            let mut l = Lookup::<2>::new(Key::from_bytes([0; 20]));
+            l.add(id(8), a(8), 1);
+            let c = l.next(3).unwrap();
+            l.on_success(&c.id, [(id(2), a(2)), (id(4), a(4))].into_iter());
+            // 2 and 4 are nearer than 8 and push it out of the two closest.
+            assert!(!l.is_finished());
+            while let Some(c) = l.next(3) {
+                l.on_success(&c.id, core::iter::empty());
+            }
+            assert!(l.is_finished());
+            assert_eq!(l.rounds(), 2);
         }
-        assert!(l.is_finished());
-        assert_eq!(l.rounds(), 2);
-    }
 
-    #[test]
-    fn a_round_with_nothing_closer_releases_all_remaining_candidates_at_once() {
-        let mut l = Lookup::<8>::new(Key::from_bytes([0; 20]));
-        for b in 1..=8 {
-            l.add(id(b), a(b), 1);
+        fn a_round_with_nothing_closer_releases_all_remaining_candidates_at_once() {
+            let mut l = Lookup::<8>::new(Key::from_bytes([0; 20]));
+            for b in 1..=8 {
+                l.add(id(b), a(b), 1);
+            }
+            let round: [Candidate; 3] = [l.next(3).unwrap(), l.next(3).unwrap(), l.next(3).unwrap()];
+            assert!(l.next(3).is_none());
+            // One answer with nothing closer than the closest known: the lookup keeps its pace.
+            l.on_success(&round[0].id, [(id(7), a(7))].into_iter());
+            assert_eq!(l.next(3).map(|c| c.id), Some(id(4)));
+            assert!(l.next(3).is_none());
+            // The rest of the round brings nothing closer either: the lookup has stalled.
+            l.on_success(&round[1].id, core::iter::empty());
+            l.on_success(&round[2].id, core::iter::empty());
+            let mut released = 0;
+            while l.next(3).is_some() {
+                released += 1;
+            }
+            assert_eq!(released, 4, "all four not yet asked go out at once");
         }
-        let round: [Candidate; 3] = [l.next(3).unwrap(), l.next(3).unwrap(), l.next(3).unwrap()];
-        assert!(l.next(3).is_none());
-        // One answer with nothing closer than the closest known: the lookup keeps its pace.
-        l.on_success(&round[0].id, [(id(7), a(7))].into_iter());
-        assert_eq!(l.next(3).map(|c| c.id), Some(id(4)));
-        assert!(l.next(3).is_none());
-        // The rest of the round brings nothing closer either: the lookup has stalled.
-        l.on_success(&round[1].id, core::iter::empty());
-        l.on_success(&round[2].id, core::iter::empty());
-        let mut released = 0;
-        while l.next(3).is_some() {
-            released += 1;
-        }
-        assert_eq!(released, 4, "all four not yet asked go out at once");
-    }
 
-    #[test]
-    fn failed_candidates_make_room_for_new_ones() {
-        let mut l = Lookup::<2>::new(Key::from_bytes([0; 20]));
-        l.add(id(1), a(1), 1);
-        l.add(id(2), a(2), 1);
-        let c = l.next(1).unwrap();
-        l.on_failure(&c.id);
-        assert!(l.add(id(200), a(200), 2));
-        assert!(!l.candidates().iter().any(|c| c.state == PeerState::Failed));
+        fn failed_candidates_make_room_for_new_ones() {
+            let mut l = Lookup::<2>::new(Key::from_bytes([0; 20]));
+            l.add(id(1), a(1), 1);
+            l.add(id(2), a(2), 1);
+            let c = l.next(1).unwrap();
+            l.on_failure(&c.id);
+            assert!(l.add(id(200), a(200), 2));
+            assert!(!l.candidates().iter().any(|c| c.state == PeerState::Failed));
+        }
     }
 }
 

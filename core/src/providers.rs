@@ -112,8 +112,8 @@ impl<const N: usize> Providers<N> {
     }
 }
 
-#[cfg(test)]
-mod tests {
+#[cfg(any(test, feature = "selftest"))]
+pub(crate) mod tests {
     use super::*;
 
     fn key(b: u8) -> Key {
@@ -121,6 +121,7 @@ mod tests {
         k[0] = b;
         Key::from_bytes(k)
     }
+
     fn rec(k: u8, p: u8, exp: u64) -> ProviderRecord {
         ProviderRecord {
             key: key(k),
@@ -130,25 +131,25 @@ mod tests {
         }
     }
 
-    #[test]
-    fn providers_expire_but_own_entries_stay() {
-        let own = NodeId::from_bytes([9; 20]);
-        let mut p = Providers::<4>::new();
-        p.add(rec(1, 1, 10), &own, Instant::ZERO);
-        p.add(rec(1, 9, 10), &own, Instant::ZERO);
-        let mut out = [(own, PeerAddr::V4([0; 4], 0)); 4];
-        assert_eq!(p.get(&key(1), Instant::from_millis(5), &mut out), 2);
-        p.expire(&own, Instant::from_millis(11));
-        assert_eq!(p.len(), 1);
-        assert_eq!(p.due_own(&own, Instant::from_millis(11)), Some(key(1)));
-    }
+    crate::selftest::unit_tests! {
+        fn providers_expire_but_own_entries_stay() {
+            let own = NodeId::from_bytes([9; 20]);
+            let mut p = Providers::<4>::new();
+            p.add(rec(1, 1, 10), &own, Instant::ZERO);
+            p.add(rec(1, 9, 10), &own, Instant::ZERO);
+            let mut out = [(own, PeerAddr::V4([0; 4], 0)); 4];
+            assert_eq!(p.get(&key(1), Instant::from_millis(5), &mut out), 2);
+            p.expire(&own, Instant::from_millis(11));
+            assert_eq!(p.len(), 1);
+            assert_eq!(p.due_own(&own, Instant::from_millis(11)), Some(key(1)));
+        }
 
-    #[test]
-    fn a_full_table_replaces_the_farthest_key_or_refuses() {
-        let own = NodeId::from_bytes([0; 20]);
-        let mut p = Providers::<1>::new();
-        assert_eq!(p.add(rec(0x40, 1, 99), &own, Instant::ZERO), Added::Stored);
-        assert_eq!(p.add(rec(0x80, 2, 99), &own, Instant::ZERO), Added::Full);
-        assert_eq!(p.add(rec(0x01, 3, 99), &own, Instant::ZERO), Added::Stored);
+        fn a_full_table_replaces_the_farthest_key_or_refuses() {
+            let own = NodeId::from_bytes([0; 20]);
+            let mut p = Providers::<1>::new();
+            assert_eq!(p.add(rec(0x40, 1, 99), &own, Instant::ZERO), Added::Stored);
+            assert_eq!(p.add(rec(0x80, 2, 99), &own, Instant::ZERO), Added::Full);
+            assert_eq!(p.add(rec(0x01, 3, 99), &own, Instant::ZERO), Added::Stored);
+        }
     }
 }

@@ -505,8 +505,8 @@ impl<const B: usize, const K: usize, const R: usize> RoutingTable<B, K, R> {
     }
 }
 
-#[cfg(test)]
-mod tests {
+#[cfg(any(test, feature = "selftest"))]
+pub(crate) mod tests {
     use super::*;
 
     fn id(first: u8, last: u8) -> NodeId {
@@ -515,126 +515,122 @@ mod tests {
         b[19] = last;
         NodeId::from_bytes(b)
     }
+
     fn addr(n: u8) -> PeerAddr {
         PeerAddr::V4([127, 0, 0, n], 1000 + n as u16)
     }
+
     const T0: Instant = Instant::ZERO;
+
     /// Past `good_for` of contacts last seen at `T0`.
     const LATER: Instant = Instant::from_millis(16 * 60 * 1000);
 
-    #[test]
-    fn own_id_is_never_inserted() {
-        let own = id(0, 0);
-        let mut t = RoutingTable::<4, 2, 1>::new(own, RoutingConfig::default(), T0);
-        assert_eq!(t.insert(own, addr(1), true, T0), Insert::OwnId);
-        assert!(t.is_empty());
-    }
-
-    #[test]
-    fn the_bucket_covering_the_own_id_splits_when_full() {
-        let own = id(0, 0);
-        let mut t = RoutingTable::<8, 2, 1>::new(own, RoutingConfig::default(), T0);
-        assert_eq!(t.insert(id(0x80, 1), addr(1), true, T0), Insert::Added);
-        assert_eq!(t.insert(id(0x80, 2), addr(2), true, T0), Insert::Added);
-        // Full single bucket covering the own id: it splits, the far half keeps the 0x80 ids.
-        assert_eq!(t.insert(id(0x40, 3), addr(3), true, T0), Insert::Added);
-        assert!(t.bucket_count() >= 2);
-        assert_eq!(t.len(), 3);
-    }
-
-    #[test]
-    fn a_full_far_bucket_caches_the_newcomer_and_pings_its_oldest_contact() {
-        let own = id(0, 0);
-        let mut t = RoutingTable::<8, 2, 2>::new(own, RoutingConfig::default(), T0);
-        t.insert(id(0x80, 1), addr(1), true, T0);
-        t.insert(id(0x80, 2), addr(2), true, Instant::from_millis(1));
-        t.insert(id(0x01, 9), addr(9), true, T0); // forces a split so 0x80.. is a far bucket
-        let out = t.insert(id(0x80, 3), addr(3), true, LATER);
-        let Insert::Cached { ping: Some(lrs) } = out else { panic!("{out:?}") };
-        assert_eq!(lrs.id, id(0x80, 1));
-        // A second newcomer does not start a second probe.
-        assert_eq!(t.insert(id(0x80, 4), addr(4), true, LATER), Insert::Cached { ping: None });
-        // The oldest answers: it stays, now most recently seen.
-        t.on_alive(&id(0x80, 1), None, LATER);
-        assert!(t.get(&id(0x80, 1)).is_some());
-        assert!(t.get(&id(0x80, 3)).is_none());
-    }
-
-    #[test]
-    fn a_probed_contact_that_fails_is_replaced_by_the_newest_candidate() {
-        let own = id(0, 0);
-        let mut t = RoutingTable::<8, 2, 2>::new(own, RoutingConfig::default(), T0);
-        t.insert(id(0x80, 1), addr(1), true, T0);
-        t.insert(id(0x80, 2), addr(2), true, T0);
-        t.insert(id(0x01, 9), addr(9), true, T0);
-        t.insert(id(0x80, 3), addr(3), true, LATER);
-        let f = t.on_failure(&id(0x80, 1));
-        assert!(matches!(f, Failure::Removed { replacement: Some(c), .. } if c.id == id(0x80, 3)));
-        assert!(t.get(&id(0x80, 1)).is_none());
-        assert!(t.get(&id(0x80, 3)).is_some());
-    }
-
-    #[test]
-    fn a_newcomer_does_not_make_a_full_bucket_probe_a_contact_heard_from_recently() {
-        let own = id(0, 0);
-        let mut t = RoutingTable::<8, 2, 2>::new(own, RoutingConfig::default(), T0);
-        t.insert(id(0x80, 1), addr(1), true, T0);
-        t.insert(id(0x80, 2), addr(2), true, T0);
-        t.insert(id(0x01, 9), addr(9), true, T0);
-        let recently = Instant::from_millis(14 * 60 * 1000);
-        assert_eq!(t.insert(id(0x80, 3), addr(3), true, recently), Insert::Cached { ping: None });
-        assert!(t.get(&id(0x80, 3)).is_none());
-        // Once the oldest has been silent for `probe_after`, the next newcomer has it probed.
-        let out = t.insert(id(0x80, 4), addr(4), true, LATER);
-        assert!(matches!(out, Insert::Cached { ping: Some(c) } if c.id == id(0x80, 1)), "{out:?}");
-    }
-
-    #[test]
-    fn a_failing_contact_without_replacement_is_kept_until_the_hard_limit() {
-        let own = id(0, 0);
-        let mut t = RoutingTable::<4, 2, 1>::new(own, RoutingConfig::default(), T0);
-        t.insert(id(0x80, 1), addr(1), true, T0);
-        for _ in 0..4 {
-            assert_eq!(t.on_failure(&id(0x80, 1)), Failure::Kept);
+    crate::selftest::unit_tests! {
+        fn own_id_is_never_inserted() {
+            let own = id(0, 0);
+            let mut t = RoutingTable::<4, 2, 1>::new(own, RoutingConfig::default(), T0);
+            assert_eq!(t.insert(own, addr(1), true, T0), Insert::OwnId);
+            assert!(t.is_empty());
         }
-        assert!(matches!(t.on_failure(&id(0x80, 1)), Failure::Removed { .. }));
-    }
 
-    #[test]
-    fn an_unverified_message_does_not_move_a_contact_to_another_address() {
-        let own = id(0, 0);
-        let mut t = RoutingTable::<4, 2, 1>::new(own, RoutingConfig::default(), T0);
-        t.insert(id(0x80, 1), addr(1), true, T0);
-        t.insert(id(0x80, 1), addr(7), false, T0);
-        assert_eq!(t.get(&id(0x80, 1)).unwrap().addr, addr(1));
-        t.insert(id(0x80, 1), addr(7), true, T0);
-        assert_eq!(t.get(&id(0x80, 1)).unwrap().addr, addr(7));
-    }
-
-    #[test]
-    fn closest_returns_the_nearest_sorted() {
-        let own = id(0, 0);
-        let mut t = RoutingTable::<8, 4, 1>::new(own, RoutingConfig::default(), T0);
-        for n in 1..=6u8 {
-            t.insert(id(n << 4, n), addr(n), true, T0);
+        fn the_bucket_covering_the_own_id_splits_when_full() {
+            let own = id(0, 0);
+            let mut t = RoutingTable::<8, 2, 1>::new(own, RoutingConfig::default(), T0);
+            assert_eq!(t.insert(id(0x80, 1), addr(1), true, T0), Insert::Added);
+            assert_eq!(t.insert(id(0x80, 2), addr(2), true, T0), Insert::Added);
+            // Full single bucket covering the own id: it splits, the far half keeps the 0x80 ids.
+            assert_eq!(t.insert(id(0x40, 3), addr(3), true, T0), Insert::Added);
+            assert!(t.bucket_count() >= 2);
+            assert_eq!(t.len(), 3);
         }
-        let target = id(0x30, 0).as_key();
-        let mut out = [Contact::new(own, addr(0), T0); 3];
-        let n = t.closest(&target, None, &mut out);
-        assert_eq!(n, 3);
-        assert_eq!(out[0].id, id(0x30, 3));
-        assert!(target.distance(&out[0].id) <= target.distance(&out[1].id));
-        assert!(target.distance(&out[1].id) <= target.distance(&out[2].id));
-    }
 
-    #[test]
-    fn stale_buckets_are_reported_for_refresh() {
-        let own = id(0, 0);
-        let mut t = RoutingTable::<4, 2, 1>::new(own, RoutingConfig::default(), Instant::from_millis(10));
-        assert_eq!(t.stale_bucket(Instant::from_millis(5)), None);
-        assert_eq!(t.stale_bucket(Instant::from_millis(11)), Some(0));
-        t.touch(&id(0xff, 0).as_key(), Instant::from_millis(20));
-        assert_eq!(t.stale_bucket(Instant::from_millis(11)), None);
+        fn a_full_far_bucket_caches_the_newcomer_and_pings_its_oldest_contact() {
+            let own = id(0, 0);
+            let mut t = RoutingTable::<8, 2, 2>::new(own, RoutingConfig::default(), T0);
+            t.insert(id(0x80, 1), addr(1), true, T0);
+            t.insert(id(0x80, 2), addr(2), true, Instant::from_millis(1));
+            t.insert(id(0x01, 9), addr(9), true, T0); // forces a split so 0x80.. is a far bucket
+            let out = t.insert(id(0x80, 3), addr(3), true, LATER);
+            let Insert::Cached { ping: Some(lrs) } = out else { panic!("{out:?}") };
+            assert_eq!(lrs.id, id(0x80, 1));
+            // A second newcomer does not start a second probe.
+            assert_eq!(t.insert(id(0x80, 4), addr(4), true, LATER), Insert::Cached { ping: None });
+            // The oldest answers: it stays, now most recently seen.
+            t.on_alive(&id(0x80, 1), None, LATER);
+            assert!(t.get(&id(0x80, 1)).is_some());
+            assert!(t.get(&id(0x80, 3)).is_none());
+        }
+
+        fn a_probed_contact_that_fails_is_replaced_by_the_newest_candidate() {
+            let own = id(0, 0);
+            let mut t = RoutingTable::<8, 2, 2>::new(own, RoutingConfig::default(), T0);
+            t.insert(id(0x80, 1), addr(1), true, T0);
+            t.insert(id(0x80, 2), addr(2), true, T0);
+            t.insert(id(0x01, 9), addr(9), true, T0);
+            t.insert(id(0x80, 3), addr(3), true, LATER);
+            let f = t.on_failure(&id(0x80, 1));
+            assert!(matches!(f, Failure::Removed { replacement: Some(c), .. } if c.id == id(0x80, 3)));
+            assert!(t.get(&id(0x80, 1)).is_none());
+            assert!(t.get(&id(0x80, 3)).is_some());
+        }
+
+        fn a_newcomer_does_not_make_a_full_bucket_probe_a_contact_heard_from_recently() {
+            let own = id(0, 0);
+            let mut t = RoutingTable::<8, 2, 2>::new(own, RoutingConfig::default(), T0);
+            t.insert(id(0x80, 1), addr(1), true, T0);
+            t.insert(id(0x80, 2), addr(2), true, T0);
+            t.insert(id(0x01, 9), addr(9), true, T0);
+            let recently = Instant::from_millis(14 * 60 * 1000);
+            assert_eq!(t.insert(id(0x80, 3), addr(3), true, recently), Insert::Cached { ping: None });
+            assert!(t.get(&id(0x80, 3)).is_none());
+            // Once the oldest has been silent for `probe_after`, the next newcomer has it probed.
+            let out = t.insert(id(0x80, 4), addr(4), true, LATER);
+            assert!(matches!(out, Insert::Cached { ping: Some(c) } if c.id == id(0x80, 1)), "{out:?}");
+        }
+
+        fn a_failing_contact_without_replacement_is_kept_until_the_hard_limit() {
+            let own = id(0, 0);
+            let mut t = RoutingTable::<4, 2, 1>::new(own, RoutingConfig::default(), T0);
+            t.insert(id(0x80, 1), addr(1), true, T0);
+            for _ in 0..4 {
+                assert_eq!(t.on_failure(&id(0x80, 1)), Failure::Kept);
+            }
+            assert!(matches!(t.on_failure(&id(0x80, 1)), Failure::Removed { .. }));
+        }
+
+        fn an_unverified_message_does_not_move_a_contact_to_another_address() {
+            let own = id(0, 0);
+            let mut t = RoutingTable::<4, 2, 1>::new(own, RoutingConfig::default(), T0);
+            t.insert(id(0x80, 1), addr(1), true, T0);
+            t.insert(id(0x80, 1), addr(7), false, T0);
+            assert_eq!(t.get(&id(0x80, 1)).unwrap().addr, addr(1));
+            t.insert(id(0x80, 1), addr(7), true, T0);
+            assert_eq!(t.get(&id(0x80, 1)).unwrap().addr, addr(7));
+        }
+
+        fn closest_returns_the_nearest_sorted() {
+            let own = id(0, 0);
+            let mut t = RoutingTable::<8, 4, 1>::new(own, RoutingConfig::default(), T0);
+            for n in 1..=6u8 {
+                t.insert(id(n << 4, n), addr(n), true, T0);
+            }
+            let target = id(0x30, 0).as_key();
+            let mut out = [Contact::new(own, addr(0), T0); 3];
+            let n = t.closest(&target, None, &mut out);
+            assert_eq!(n, 3);
+            assert_eq!(out[0].id, id(0x30, 3));
+            assert!(target.distance(&out[0].id) <= target.distance(&out[1].id));
+            assert!(target.distance(&out[1].id) <= target.distance(&out[2].id));
+        }
+
+        fn stale_buckets_are_reported_for_refresh() {
+            let own = id(0, 0);
+            let mut t = RoutingTable::<4, 2, 1>::new(own, RoutingConfig::default(), Instant::from_millis(10));
+            assert_eq!(t.stale_bucket(Instant::from_millis(5)), None);
+            assert_eq!(t.stale_bucket(Instant::from_millis(11)), Some(0));
+            t.touch(&id(0xff, 0).as_key(), Instant::from_millis(20));
+            assert_eq!(t.stale_bucket(Instant::from_millis(11)), None);
+        }
     }
 }
 

@@ -38,7 +38,18 @@ pub(crate) use unit_tests;
 
 /// Every unit test of the core, module by module.
 pub const ALL: &[&[Test]] = &[
+    crate::backlog::tests::TESTS,
+    crate::addr::tests::TESTS,
+    crate::id::tests::TESTS,
+    crate::wire::tests::TESTS,
+    crate::frame::tests::TESTS,
+    crate::routing::tests::TESTS,
+    crate::lookup::tests::TESTS,
     crate::lookup::stall_tests::TESTS,
+    crate::store::tests::TESTS,
+    crate::providers::tests::TESTS,
+    #[cfg(feature = "signed")]
+    crate::signed::tests::TESTS,
     crate::node::accept::tests::TESTS,
     crate::node::caching::tests::TESTS,
     crate::node::maintenance::tests::TESTS,
@@ -51,4 +62,10 @@ pub const ALL: &[&[Test]] = &[
     crate::routing::state_tests::TESTS,
     crate::rtt::tests::TESTS,
     crate::stats::tests::TESTS,
+    #[cfg(feature = "testnet")]
+    crate::testnet::queue::tests::TESTS,
+    #[cfg(feature = "testnet")]
+    crate::testnet::link::tests::TESTS,
+    #[cfg(feature = "testnet")]
+    crate::testnet::medium::tests::TESTS,
 ];

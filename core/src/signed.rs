@@ -255,56 +255,54 @@ impl core::fmt::Debug for Keypair {
     }
 }
 
-#[cfg(all(test, feature = "signed"))]
-mod tests {
+#[cfg(all(any(test, feature = "selftest"), feature = "signed"))]
+pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn the_signable_form_is_bep44() {
-        with_signable(b"foobar", 1, b"Hello World!", |m| {
-            assert_eq!(m, b"4:salt6:foobar3:seqi1e1:v12:Hello World!");
-        });
-        with_signable(b"", 42, b"", |m| assert_eq!(m, b"3:seqi42e1:v0:"));
-    }
+    crate::selftest::unit_tests! {
+        fn the_signable_form_is_bep44() {
+            with_signable(b"foobar", 1, b"Hello World!", |m| {
+                assert_eq!(m, b"4:salt6:foobar3:seqi1e1:v12:Hello World!");
+            });
+            with_signable(b"", 42, b"", |m| assert_eq!(m, b"3:seqi42e1:v0:"));
+        }
 
-    #[test]
-    fn keys_and_signatures_round_trip_through_hex_and_say_what_they_expect() {
-        let kp = Keypair::from_secret(&[7; 32]);
-        let pk = kp.public_key();
-        let mut text = heapless::String::<128>::new();
-        core::fmt::write(&mut text, format_args!("{pk}")).unwrap();
-        assert_eq!(text.parse::<PublicKey>(), Ok(pk));
-        let err = "02ab".parse::<PublicKey>().unwrap_err();
-        assert_eq!(err, HexError { what: "public key", digits: 64 });
-        let sig = kp.sign(b"", 1, b"v");
-        text.clear();
-        core::fmt::write(&mut text, format_args!("{sig}")).unwrap();
-        assert_eq!(text.parse::<Signature>(), Ok(sig));
-    }
+        fn keys_and_signatures_round_trip_through_hex_and_say_what_they_expect() {
+            let kp = Keypair::from_secret(&[7; 32]);
+            let pk = kp.public_key();
+            let mut text = heapless::String::<128>::new();
+            core::fmt::write(&mut text, format_args!("{pk}")).unwrap();
+            assert_eq!(text.parse::<PublicKey>(), Ok(pk));
+            let err = "02ab".parse::<PublicKey>().unwrap_err();
+            assert_eq!(err, HexError { what: "public key", digits: 64 });
+            let sig = kp.sign(b"", 1, b"v");
+            text.clear();
+            core::fmt::write(&mut text, format_args!("{sig}")).unwrap();
+            assert_eq!(text.parse::<Signature>(), Ok(sig));
+        }
 
-    #[test]
-    fn a_signature_is_sixty_four_bytes_in_a_row_on_the_wire() {
-        let sig = Signature(core::array::from_fn(|i| i as u8));
-        let mut buf = [0u8; 80];
-        let n = postcard::to_slice(&sig, &mut buf).unwrap().len();
-        assert_eq!(&buf[..n], &sig.0[..]);
-        assert_eq!(postcard::from_bytes::<Signature>(&buf[..n]).unwrap(), sig);
-        assert!(postcard::from_bytes::<Signature>(&buf[..63]).is_err());
-    }
+        fn a_signature_is_sixty_four_bytes_in_a_row_on_the_wire() {
+            let sig = Signature(core::array::from_fn(|i| i as u8));
+            let mut buf = [0u8; 80];
+            let n = postcard::to_slice(&sig, &mut buf).unwrap().len();
+            assert_eq!(&buf[..n], &sig.0[..]);
+            assert_eq!(postcard::from_bytes::<Signature>(&buf[..n]).unwrap(), sig);
+            assert!(postcard::from_bytes::<Signature>(&buf[..63]).is_err());
+        }
 
-    #[test]
-    fn a_signature_verifies_and_any_change_breaks_it() {
-        let kp = Keypair::from_secret(&[7; 32]);
-        let pk = kp.public_key();
-        let key = key_for(&pk, b"salt");
-        let sig = kp.sign(b"salt", 3, b"value");
-        assert_eq!(verify(&key, &pk, b"salt", 3, b"value", &sig), Ok(()));
-        assert_eq!(verify(&key, &pk, b"salt", 4, b"value", &sig), Err(SignatureError::Invalid));
-        assert_eq!(verify(&key, &pk, b"salt", 3, b"valuE", &sig), Err(SignatureError::Invalid));
-        let other = key_for(&pk, b"other");
-        assert_eq!(verify(&other, &pk, b"salt", 3, b"value", &sig), Err(SignatureError::Invalid));
-        let mut bad = sig;
-        bad.0[0] ^= 1;
-        assert_eq!(verify(&key, &pk, b"salt", 3, b"value", &bad), Err(SignatureError::Invalid));
+        fn a_signature_verifies_and_any_change_breaks_it() {
+            let kp = Keypair::from_secret(&[7; 32]);
+            let pk = kp.public_key();
+            let key = key_for(&pk, b"salt");
+            let sig = kp.sign(b"salt", 3, b"value");
+            assert_eq!(verify(&key, &pk, b"salt", 3, b"value", &sig), Ok(()));
+            assert_eq!(verify(&key, &pk, b"salt", 4, b"value", &sig), Err(SignatureError::Invalid));
+            assert_eq!(verify(&key, &pk, b"salt", 3, b"valuE", &sig), Err(SignatureError::Invalid));
+            let other = key_for(&pk, b"other");
+            assert_eq!(verify(&other, &pk, b"salt", 3, b"value", &sig), Err(SignatureError::Invalid));
+            let mut bad = sig;
+            bad.0[0] ^= 1;
+            assert_eq!(verify(&key, &pk, b"salt", 3, b"value", &bad), Err(SignatureError::Invalid));
+        }
     }
 }

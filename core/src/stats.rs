@@ -78,7 +78,7 @@ impl IndexMut<RequestKind> for PerKind {
 pub struct Stats {
     /// Datagrams handed to `handle_datagram`.
     pub datagrams_in: u64,
-    /// Datagrams produced by `poll_transmit`.
+    /// Datagrams produced by `poll_output`.
     pub datagrams_out: u64,
     /// Dropped: not a kad message.
     pub dropped_malformed: u64,

@@ -256,8 +256,8 @@ impl<const N: usize, const V: usize> RecordStore<V> for MemoryStore<N, V> {
     }
 }
 
-#[cfg(test)]
-mod tests {
+#[cfg(any(test, feature = "selftest"))]
+pub(crate) mod tests {
     use super::*;
 
     fn rec(k: u8, origin: Origin) -> Record<16> {
@@ -275,57 +275,54 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_full_store_refuses_instead_of_growing() {
-        let mut s = MemoryStore::<2, 16>::new();
-        s.put(rec(1, Origin::Replica)).unwrap();
-        s.put(rec(2, Origin::Replica)).unwrap();
-        assert_eq!(s.put(rec(3, Origin::Replica)), Err(StoreError::Full));
-        // Replacing an existing key still works when full.
-        s.put(rec(2, Origin::Cache)).unwrap();
-        assert_eq!(s.len(), 2);
-    }
-
-    #[test]
-    fn keys_iterate_in_order() {
-        let mut s = MemoryStore::<4, 16>::new();
-        for k in [3, 1, 2] {
-            s.put(rec(k, Origin::Replica)).unwrap();
+    crate::selftest::unit_tests! {
+        fn a_full_store_refuses_instead_of_growing() {
+            let mut s = MemoryStore::<2, 16>::new();
+            s.put(rec(1, Origin::Replica)).unwrap();
+            s.put(rec(2, Origin::Replica)).unwrap();
+            assert_eq!(s.put(rec(3, Origin::Replica)), Err(StoreError::Full));
+            // Replacing an existing key still works when full.
+            s.put(rec(2, Origin::Cache)).unwrap();
+            assert_eq!(s.len(), 2);
         }
-        let mut seen = heapless::Vec::<u8, 4>::new();
-        let mut c = None;
-        while let Some(k) = s.next_key(c.as_ref()) {
-            seen.push(k.as_bytes()[0]).unwrap();
-            c = Some(k);
+
+        fn keys_iterate_in_order() {
+            let mut s = MemoryStore::<4, 16>::new();
+            for k in [3, 1, 2] {
+                s.put(rec(k, Origin::Replica)).unwrap();
+            }
+            let mut seen = heapless::Vec::<u8, 4>::new();
+            let mut c = None;
+            while let Some(k) = s.next_key(c.as_ref()) {
+                seen.push(k.as_bytes()[0]).unwrap();
+                c = Some(k);
+            }
+            assert_eq!(&seen[..], &[1, 2, 3]);
         }
-        assert_eq!(&seen[..], &[1, 2, 3]);
-    }
 
-    #[test]
-    fn the_farthest_cached_copy_is_evicted_before_any_replica() {
-        let own = NodeId::from_bytes([0; 20]);
-        let mut s = MemoryStore::<3, 16>::new();
-        s.put(rec(0x01, Origin::Replica)).unwrap();
-        s.put(rec(0x02, Origin::Cache)).unwrap();
-        s.put(rec(0x03, Origin::Cache)).unwrap();
-        let incoming = rec(0xf0, Origin::Replica).meta();
-        assert_eq!(eviction_candidate(&s, &own, &incoming), Some(rec(0x03, Origin::Cache).key));
-    }
+        fn the_farthest_cached_copy_is_evicted_before_any_replica() {
+            let own = NodeId::from_bytes([0; 20]);
+            let mut s = MemoryStore::<3, 16>::new();
+            s.put(rec(0x01, Origin::Replica)).unwrap();
+            s.put(rec(0x02, Origin::Cache)).unwrap();
+            s.put(rec(0x03, Origin::Cache)).unwrap();
+            let incoming = rec(0xf0, Origin::Replica).meta();
+            assert_eq!(eviction_candidate(&s, &own, &incoming), Some(rec(0x03, Origin::Cache).key));
+        }
 
-    #[test]
-    fn publisher_records_are_never_evicted() {
-        let own = NodeId::from_bytes([0; 20]);
-        let mut s = MemoryStore::<1, 16>::new();
-        s.put(rec(0xff, Origin::Publisher)).unwrap();
-        assert_eq!(eviction_candidate(&s, &own, &rec(0x01, Origin::Publisher).meta()), None);
-    }
+        fn publisher_records_are_never_evicted() {
+            let own = NodeId::from_bytes([0; 20]);
+            let mut s = MemoryStore::<1, 16>::new();
+            s.put(rec(0xff, Origin::Publisher)).unwrap();
+            assert_eq!(eviction_candidate(&s, &own, &rec(0x01, Origin::Publisher).meta()), None);
+        }
 
-    #[test]
-    fn a_replica_displaces_a_farther_replica_but_not_a_nearer_one() {
-        let own = NodeId::from_bytes([0; 20]);
-        let mut s = MemoryStore::<1, 16>::new();
-        s.put(rec(0x40, Origin::Replica)).unwrap();
-        assert_eq!(eviction_candidate(&s, &own, &rec(0x80, Origin::Replica).meta()), None);
-        assert!(eviction_candidate(&s, &own, &rec(0x01, Origin::Replica).meta()).is_some());
+        fn a_replica_displaces_a_farther_replica_but_not_a_nearer_one() {
+            let own = NodeId::from_bytes([0; 20]);
+            let mut s = MemoryStore::<1, 16>::new();
+            s.put(rec(0x40, Origin::Replica)).unwrap();
+            assert_eq!(eviction_candidate(&s, &own, &rec(0x80, Origin::Replica).meta()), None);
+            assert!(eviction_candidate(&s, &own, &rec(0x01, Origin::Replica).meta()).is_some());
+        }
     }
 }

@@ -324,8 +324,8 @@ pub fn encode(msg: &Message<'_>, buf: &mut [u8]) -> Result<usize, postcard::Erro
     postcard::to_slice(msg, buf).map(|b| b.len())
 }
 
-#[cfg(test)]
-mod tests {
+#[cfg(any(test, feature = "selftest"))]
+pub(crate) mod tests {
     use super::*;
 
     fn header() -> Header {
@@ -336,6 +336,7 @@ mod tests {
             flags: Flags(1),
         }
     }
+
     const V6: PeerAddr = PeerAddr::V6([0xff; 16], u16::MAX);
 
     fn full_contacts() -> Vec<Peer, MAX_CONTACTS> {
@@ -360,46 +361,72 @@ mod tests {
         }
     }
 
-    /// The largest message of every kind fits in one datagram.
-    #[test]
-    fn every_message_fits_in_a_datagram() {
-        let data = [0xffu8; MAX_VALUE_LEN];
-        let bodies = [
-            Body::Nodes { contacts: full_contacts() },
-            Body::Providers {
-                providers: full_contacts().into_iter().take(MAX_PROVIDERS).collect(),
-                closer: full_contacts(),
-            },
-            Body::Store { record: largest_record(&data, false) },
-            Body::Store { record: largest_record(&data, true) },
-            Body::Value { record: largest_record(&data, true) },
-            Body::Pong { observed: V6 },
-        ];
-        let mut buf = [0u8; MAX_DATAGRAM];
-        for body in bodies {
-            let msg = Message { header: header(), body };
-            let n = encode(&msg, &mut buf).expect("fits in MAX_DATAGRAM");
-            assert!(n <= MAX_DATAGRAM);
-            assert_eq!(decode(&buf[..n]).unwrap(), msg);
+    crate::selftest::unit_tests! {
+        /// The largest message of every kind fits in one datagram and decodes back.
+        fn every_message_fits_in_a_datagram() {
+            let data = [0xffu8; MAX_VALUE_LEN];
+            let bodies = [
+                Body::Ping,
+                Body::FindNode { target: Key::from_bytes([1; 20]) },
+                Body::Nodes { contacts: full_contacts() },
+                Body::Providers {
+                    providers: full_contacts().into_iter().take(MAX_PROVIDERS).collect(),
+                    closer: full_contacts(),
+                },
+                Body::Store { record: largest_record(&data, false) },
+                Body::Store { record: largest_record(&data, true) },
+                Body::Value { record: largest_record(&data, true) },
+                Body::Pong { observed: V6 },
+            ];
+            let mut buf = [0u8; MAX_DATAGRAM];
+            for body in bodies {
+                let msg = Message { header: header(), body };
+                let n = encode(&msg, &mut buf).expect("fits in MAX_DATAGRAM");
+                assert!(n <= MAX_DATAGRAM);
+                assert_eq!(decode(&buf[..n]).unwrap(), msg);
+            }
         }
-    }
 
-    #[test]
-    fn wrong_version_trailing_bytes_and_oversized_values_are_rejected() {
-        let mut buf = [0u8; MAX_DATAGRAM];
-        let msg = Message { header: header(), body: Body::Ping };
-        let n = encode(&msg, &mut buf).unwrap();
-        assert_eq!(decode(&buf[..n]), Ok(msg));
-        assert_eq!(decode(&buf[..n + 1]), Err(DecodeError::Malformed));
-        buf[0] = 9;
-        assert_eq!(decode(&buf[..n]), Err(DecodeError::Version));
-        assert_eq!(decode(&[]), Err(DecodeError::Malformed));
-        assert_eq!(decode(&[0u8; MAX_DATAGRAM + 1]), Err(DecodeError::TooLong));
+        fn wrong_version_trailing_bytes_and_oversized_values_are_rejected() {
+            let mut buf = [0u8; MAX_DATAGRAM];
+            let msg = Message { header: header(), body: Body::Ping };
+            let n = encode(&msg, &mut buf).unwrap();
+            assert_eq!(decode(&buf[..n]), Ok(msg));
+            assert_eq!(decode(&buf[..n + 1]), Err(DecodeError::Malformed));
+            buf[0] = 9;
+            assert_eq!(decode(&buf[..n]), Err(DecodeError::Version));
+            assert_eq!(decode(&[]), Err(DecodeError::Malformed));
+            assert_eq!(decode(&[0u8; MAX_DATAGRAM + 1]), Err(DecodeError::TooLong));
 
-        let big = [0u8; MAX_VALUE_LEN + 1];
-        let mut wide = [0u8; 1400];
-        let msg = Message { header: header(), body: Body::Store { record: largest_record(&big, false) } };
-        let n = encode(&msg, &mut wide).unwrap();
-        assert!(decode(&wide[..n.min(MAX_DATAGRAM)]).is_err());
+            let big = [0u8; MAX_VALUE_LEN + 1];
+            let mut wide = [0u8; 1400];
+            let msg = Message { header: header(), body: Body::Store { record: largest_record(&big, false) } };
+            let n = encode(&msg, &mut wide).unwrap();
+            assert!(decode(&wide[..n.min(MAX_DATAGRAM)]).is_err());
+        }
+
+        /// Valid messages with bytes flipped, and pure noise: decoding returns, it never panics.
+        fn random_bytes_never_decode_into_a_panic() {
+            use rand_core::{RngCore, SeedableRng};
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+            let mut buf = [0u8; MAX_DATAGRAM];
+            let msg = Message { header: header(), body: Body::Nodes { contacts: full_contacts() } };
+            let n = encode(&msg, &mut buf).unwrap();
+            let mut decoded_ok = 0u32;
+            for round in 0..2000u32 {
+                let mut b = buf;
+                let at = (rng.next_u32() as usize) % n;
+                b[at] ^= 1 << (round % 8);
+                if decode(&b[..n]).is_ok() {
+                    decoded_ok += 1;
+                }
+                let len = (rng.next_u32() as usize) % 200;
+                let mut noise = [0u8; 200];
+                rng.fill_bytes(&mut noise[..len]);
+                let _ = decode(&noise[..len]);
+            }
+            // Flipping one bit of an id keeps a message valid; flipping a length byte does not.
+            assert!(decoded_ok > 0 && decoded_ok < 2000, "{decoded_ok}");
+        }
     }
 }

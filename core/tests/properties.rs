@@ -6,7 +6,7 @@ use kad_core::wire::{
     self, Body, Bytes, Flags, Header, Message, Peer, StoreStatus, TxId, WireRecord, WireSignature,
     MAX_CONTACTS, MAX_PROVIDERS,
 };
-use kad_core::{Config, Instant, Key, MemoryStore, Node, NodeId, PeerAddr};
+use kad_core::{Config, Instant, Key, MemoryStore, Node, NodeId, Output, PeerAddr};
 use proptest::prelude::*;
 use rand::SeedableRng;
 
@@ -107,8 +107,13 @@ proptest! {
             let now = Instant::from_millis(n as u64 * 500);
             node.handle_datagram(now, PeerAddr::V4([127, 0, 0, 2], 9), &d);
             node.handle_timeout(now);
-            while let Some(t) = node.poll_transmit(&mut buf) { prop_assert!(t.len <= wire::MAX_DATAGRAM); }
-            while node.poll_event().is_some() {}
+            loop {
+                match node.poll_output(&mut buf) {
+                    Output::Transmit(t) => prop_assert!(t.len <= wire::MAX_DATAGRAM),
+                    Output::Event(_) => {}
+                    Output::Timeout(_) => break,
+                }
+            }
         }
         prop_assert_eq!(node.stats().datagrams_in as usize, fed);
     }
@@ -127,10 +132,15 @@ proptest! {
             let at = flip.0 % len;
             buf[at] ^= flip.1 | 1;
             node.handle_datagram(now, PeerAddr::V4([127, 0, 0, 2], 9), &buf[..len]);
-            while let Some(t) = node.poll_transmit(&mut out) {
-                prop_assert!(wire::decode(&out[..t.len]).is_ok(), "the node sent an undecodable datagram");
+            loop {
+                match node.poll_output(&mut out) {
+                    Output::Transmit(t) => {
+                        prop_assert!(wire::decode(&out[..t.len]).is_ok(), "the node sent an undecodable datagram")
+                    }
+                    Output::Event(_) => {}
+                    Output::Timeout(_) => break,
+                }
             }
-            while node.poll_event().is_some() {}
         }
     }
 

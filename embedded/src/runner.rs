@@ -1,9 +1,11 @@
 //! The [`Runner`]: one task that owns the UDP socket and the node and moves bytes, time and
 //! commands in and out of it.
 //!
-//! Its loop is the core's rule, "mutate, then drain outputs": send every datagram the node has,
-//! hand finished queries to their callers, then wait for whichever comes first of a datagram,
-//! the node's next timeout and a command.
+//! Its loop is the core's rule, "mutate, then drain outputs": send every datagram the node has
+//! and hand finished queries to their callers until the node gives its next timeout, then wait
+//! for whichever comes first of a datagram, that timeout and a command. Back-pressure is
+//! kad-core's policy ([`kad_core::backlog`]) with the command channel as the backlog: it is read
+//! only while the node can start a query, so commands wait in it in order and callers wait.
 
 use embassy_futures::select::{select, select3, Either, Either3};
 use embassy_net::udp::{BindError, PacketMetadata, UdpSocket};
@@ -12,7 +14,7 @@ use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_time::{Duration, Timer};
 use heapless::Vec;
 use kad_core::wire::MAX_DATAGRAM;
-use kad_core::{Event, Instant, Node, Outcome, PeerAddr, QueryId, RecordStore};
+use kad_core::{Event, Instant, Node, Outcome, Output, PeerAddr, QueryId, RecordStore, Transmit};
 
 use crate::dht::{Answer, Command, DhtError, Reply, Request, Shared, CALLERS, MAX_BOOTSTRAP};
 use crate::fmt::Disp;
@@ -177,7 +179,7 @@ impl<
     }
 
     /// Serves the DHT forever: waits for the link and the network configuration, then loops
-    /// over `select(recv_from, Timer::at(node.poll_timeout()), command)`.
+    /// over `select(recv_from, Timer::at(timeout), command)`, draining the node after each.
     pub async fn run(mut self) -> ! {
         self.stack.wait_link_up().await;
         self.stack.wait_config_up().await;
@@ -186,24 +188,20 @@ impl<
         }
         loop {
             self.maybe_bootstrap();
-            self.drain().await;
-
-            let mut wake = deadline(self.node.poll_timeout());
+            let mut wake = deadline(self.drain().await);
             if let Some(at) = self.bootstrap_at {
                 wake = wake.min(at);
             }
-            // While all query slots are taken, take no command: it stays in the channel and
-            // callers wait, which is the back-pressure. A slot frees when a query finishes.
-            let full = self.node.queries_in_flight() >= Q;
+            let take = self.node.can_start_query();
             let Runner { socket, node, shared, .. } = &mut self;
             let datagram = socket.recv_from_with(|bytes, meta| {
                 node.handle_datagram(now(), peer_addr(meta.endpoint), bytes);
             });
             let command = async {
-                if full {
-                    core::future::pending().await
-                } else {
+                if take {
                     shared.commands.receive().await
+                } else {
+                    core::future::pending().await
                 }
             };
             match select3(datagram, Timer::at(wake), command).await {
@@ -271,39 +269,54 @@ impl<
         }
     }
 
-    /// Sends every datagram the node has and hands out every finished query.
-    async fn drain(&mut self) {
-        while let Some(t) = self.node.poll_transmit(self.datagram) {
-            // A stale contact may carry this node's own address (an earlier run of it): the
-            // stack cannot send to itself and would wait for an ARP answer that never comes.
-            let own = self.stack.config_v4().map(|c| c.address.address());
-            let to = endpoint(t.to).filter(|e| Some(e.addr) != own.map(IpAddress::Ipv4));
-            let Some(to) = to else {
-                debug!("kad: not sending to {} (this node, or IPv6 without the `ipv6` feature)", Disp(t.to));
-                continue;
-            };
-            trace!("kad: send {} bytes to {}", t.len, Disp(t.to));
-            let bytes = &self.datagram[..t.len];
-            let sent = match select(self.socket.send_to(bytes, to), Timer::after(SEND_STALL)).await {
-                Either::First(r) => r,
-                Either::Second(()) => {
-                    warn!("kad: send queue stuck (a neighbour does not answer ARP); emptying it");
-                    self.socket.close();
-                    // Rebinding the port it had cannot fail: the socket was just closed.
-                    let _ = self.socket.bind(self.port);
-                    self.socket.send_to(bytes, to).await
+    /// Sends every datagram the node has and hands out every finished query until the node gives
+    /// its next timeout.
+    async fn drain(&mut self) -> Instant {
+        loop {
+            // Taken apart before the await, so that no event is kept in the task's future.
+            let t = match self.node.poll_output(self.datagram) {
+                Output::Transmit(t) => t,
+                Output::Event(e) => {
+                    self.event(e);
+                    continue;
                 }
+                Output::Timeout(at) => return at,
             };
-            if let Err(e) = sent {
-                debug!("kad: cannot send to {}: {}", Disp(t.to), Disp(DebugStr(e)));
-            }
+            self.send(t).await;
         }
-        while let Some(event) = self.node.poll_event() {
-            match event {
-                Event::QueryDone { id, outcome, .. } => self.done(id, outcome),
-                Event::PeerAdded(p) => debug!("kad: peer {} at {} added", Disp(p.id), Disp(p.addr)),
-                Event::PeerRemoved(p) => debug!("kad: peer {} at {} removed", Disp(p.id), Disp(p.addr)),
+    }
+
+    fn event(&mut self, event: Event<V>) {
+        match event {
+            Event::QueryDone { id, outcome, .. } => self.done(id, outcome),
+            Event::PeerAdded(p) => debug!("kad: peer {} at {} added", Disp(p.id), Disp(p.addr)),
+            Event::PeerRemoved(p) => debug!("kad: peer {} at {} removed", Disp(p.id), Disp(p.addr)),
+        }
+    }
+
+    async fn send(&mut self, t: Transmit) {
+        // A stale contact may carry this node's own address (an earlier run of it): the
+        // stack cannot send to itself and would wait for an ARP answer that never comes.
+        let own = self.stack.config_v4().map(|c| c.address.address());
+        let to = endpoint(t.to).filter(|e| Some(e.addr) != own.map(IpAddress::Ipv4));
+        let Some(to) = to else {
+            debug!("kad: not sending to {} (this node, or IPv6 without the `ipv6` feature)", Disp(t.to));
+            return;
+        };
+        trace!("kad: send {} bytes to {}", t.len, Disp(t.to));
+        let bytes = &self.datagram[..t.len];
+        let sent = match select(self.socket.send_to(bytes, to), Timer::after(SEND_STALL)).await {
+            Either::First(r) => r,
+            Either::Second(()) => {
+                warn!("kad: send queue stuck (a neighbour does not answer ARP); emptying it");
+                self.socket.close();
+                // Rebinding the port it had cannot fail: the socket was just closed.
+                let _ = self.socket.bind(self.port);
+                self.socket.send_to(bytes, to).await
             }
+        };
+        if let Err(e) = sent {
+            debug!("kad: cannot send to {}: {}", Disp(t.to), Disp(DebugStr(e)));
         }
     }
 

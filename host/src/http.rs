@@ -1,42 +1,103 @@
 //! The HTTP API, in the shape of the Python library's HTTP fork: `POST/GET /dht/{key}` with
-//! PUBLIC or SECURED (ed25519-signed) records, `GET /status`, and `GET /metrics` for Prometheus
-//! (with the relay's counters when a [`crate::Relay`] is attached as an `Extension`).
+//! PUBLIC or SECURED (ed25519-signed) records, text or bytes (`"encoding": "base64"` or `"hex"`),
+//! an optional bearer token for writes; the read-only views `GET /status`, `GET /metrics` (for
+//! Prometheus, with the relay's counters when a [`Relay`] is attached) and the live dashboard
+//! ([`crate::dashboard`]); and the rule that every error answer, from any route, is JSON
+//! `{"error": "..."}`.
 //!
 //! SECURED records are BEP 44 records: the URL key is the salt, the record lives at
-//! SHA-1(public key ‖ key), and `sign` is the ed25519 signature of the BEP 44 form of
-//! (key, seq, data). Read them back with `GET /dht/{key}?pub_key=HEX`.
+//! SHA-1(public key ‖ key), and `sign` is the ed25519 signature of the bencoded
+//! `4:salt{len}:{key}3:seqi{seq}e1:v{len}:{value}` (see [`kad_core::signed`]). Read them back
+//! with `GET /dht/{key}?pub_key=HEX`.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Extension;
-use axum::{Json, Router};
+use axum::Router;
+use kad_core::signed::HexError;
 use kad_core::store::MAX_VALUE_LEN;
 use kad_core::{PerKind, PublicKey, Signature};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::dashboard::{self, History};
+use crate::explain;
 use crate::node::{Error, Handle, LATENCY_BUCKETS_MS};
-use crate::value::Value;
+use crate::relay::Relay;
+use crate::value::{Encoding, Value};
 
-/// The router of a node's HTTP API.
-pub fn router(handle: Handle) -> Router {
+/// Largest request body read. Values are at most 1000 bytes; base64, JSON and a signature
+/// stay well under this.
+pub const MAX_BODY: usize = 16 * 1024;
+
+/// The whole HTTP surface of a node on one listener, without a write token: the API, the
+/// read-only views and the dashboard at `/`, and with a relay its endpoint at `/relay` and its
+/// counters in `/metrics`. Spawns the dashboard's sampler (needs a tokio runtime).
+pub fn router(handle: Handle, relay: Option<Relay>) -> Router {
+    let history = History::spawn(handle.clone());
+    let mut app = api(handle.clone(), None);
+    if let Some(r) = &relay {
+        app = app.merge(r.route());
+    }
+    with_json_errors(app.merge(views(handle, relay, history, true)))
+}
+
+/// `POST /dht/{key}` and `GET /dht/{key}`. With `token`, a POST must carry
+/// `Authorization: Bearer TOKEN` (reads stay open).
+pub fn api(handle: Handle, token: Option<String>) -> Router {
+    let state = Api { handle, token: token.map(Arc::from) };
     Router::new()
         .route("/dht/{key}", get(get_record).post(post_record))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// The read-only views: `GET /status`, `GET /metrics`, and the dashboard (`/dashboard`, its
+/// JSON at `/api/dashboard`, and at `/` too when `dashboard_at_root`).
+pub fn views(handle: Handle, relay: Option<Relay>, history: History, dashboard_at_root: bool) -> Router {
+    let state = Views { handle, relay };
+    Router::new()
         .route("/status", get(status))
         .route("/metrics", get(metrics))
-        .with_state(handle)
+        .with_state(state.clone())
+        .merge(dashboard::routes(state.handle, state.relay, history, dashboard_at_root))
+}
+
+/// Makes every error answer of `router` JSON (`{"error": "..."}`, keeping its status and
+/// headers such as `Allow`), including the framework's own 404, 405, 413 and 400 answers.
+pub fn with_json_errors(router: Router) -> Router {
+    router.layer(axum::middleware::from_fn(json_errors))
+}
+
+#[derive(Clone)]
+struct Api {
+    handle: Handle,
+    token: Option<Arc<str>>,
+}
+
+#[derive(Clone)]
+struct Views {
+    handle: Handle,
+    relay: Option<Relay>,
 }
 
 /// Body of `POST /dht/{key}`.
 #[derive(Debug, Deserialize, Serialize)]
 pub struct PostBody {
-    /// The value (stored as text).
+    /// The value, written in `encoding`.
     pub data: String,
+    /// How `data` is written: `utf-8` (default: a text value), `base64` or `hex` (bytes).
+    #[serde(default)]
+    pub encoding: Encoding,
+    /// Optional, checked against `encoding`: `text` or `bytes`.
+    pub kind: Option<String>,
     /// `PUBLIC` (default) or `SECURED`.
     #[serde(default)]
     pub persist_mode: PersistMode,
@@ -76,64 +137,155 @@ pub struct PubKey {
     pub exp_time: Option<u64>,
 }
 
+/// A JSON answer, ending with a newline so that `curl` output reads well in a terminal.
+fn reply(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], format!("{body}\n")).into_response()
+}
+
 fn problem(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
+    reply(status, json!({ "error": message.into() }))
 }
 
-fn node_error(e: Error) -> Response {
-    match e {
-        Error::Refused(kad_core::Error::ValueTooLarge { .. }) => {
-            problem(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+/// The answer for a failed command; `lone` is the answer when the node knows no other node.
+fn node_error(e: Error, lone: impl FnOnce() -> Response) -> Response {
+    let status = match &e {
+        Error::Refused(kad_core::Error::NoPeers) => return lone(),
+        Error::Refused(kad_core::Error::ValueTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::Refused(kad_core::Error::BadSignature) => StatusCode::UNAUTHORIZED,
+        Error::Refused(kad_core::Error::StoreFull) => StatusCode::INSUFFICIENT_STORAGE,
+        e if explain::is_input(e) => StatusCode::BAD_REQUEST,
+        e if e.is_network() => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    problem(status, explain::describe(&e))
+}
+
+const ED25519_HINT: &str = "kad's SECURED records are BEP 44 records signed with ed25519, not \
+secp256k1: make a key with `kad keygen` and a signed body with `kad sign`";
+
+/// A public key or signature from hex; a wrong length says what kad expects (a 33-byte
+/// secp256k1 key is the fork's, not ours) and how to make one.
+fn parse_hex<T: std::str::FromStr<Err = HexError>>(s: &str, what: &str) -> Result<T, String> {
+    s.parse().map_err(|e: HexError| {
+        let got = if hex::decode(s).is_ok() {
+            format!(", not {} ({} bytes)", s.len(), s.len() / 2)
+        } else {
+            String::new()
+        };
+        format!("{what}: {e}{got}; {ED25519_HINT}")
+    })
+}
+
+/// Constant-time comparison of the `Authorization` header with `Bearer TOKEN`.
+fn authorized(headers: &HeaderMap, token: &str) -> bool {
+    let Some(given) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let Some(given) = given.strip_prefix("Bearer ") else { return false };
+    given.len() == token.len() && given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+async fn post_record(
+    State(api): State<Api>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    if let Some(token) = &api.token {
+        if !authorized(&headers, token) {
+            let mut r = problem(
+                StatusCode::UNAUTHORIZED,
+                "writes to this node need its token: send the header `Authorization: Bearer TOKEN`",
+            );
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"kad\""));
+            return r;
         }
-        Error::Refused(kad_core::Error::BadSignature) => problem(StatusCode::UNAUTHORIZED, e.to_string()),
-        Error::Refused(kad_core::Error::SaltTooLarge { .. }) => {
-            problem(StatusCode::BAD_REQUEST, e.to_string())
-        }
-        e if e.is_network() => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-        e => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
-}
-
-async fn post_record(State(h): State<Handle>, Path(key): Path<String>, body: Bytes) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => return rejection.into_response(),
+    };
     let body: PostBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => return problem(StatusCode::BAD_REQUEST, format!("malformed body: {e}")),
     };
+    match (body.kind.as_deref(), body.encoding) {
+        (None, _) | (Some("text"), Encoding::Utf8) | (Some("bytes"), Encoding::Base64 | Encoding::Hex) => {}
+        (Some("bytes"), Encoding::Utf8) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "kind \"bytes\" needs \"encoding\": \"base64\" or \"hex\" to say how data is written",
+            )
+        }
+        (Some(kind), encoding) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                format!("kind {kind:?} does not go with encoding {:?}: text is \"utf-8\", bytes are \"base64\" or \"hex\"", encoding.name()),
+            )
+        }
+    }
+    let value = match Value::decode(&body.data, body.encoding) {
+        Ok(v) => v,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, e.to_string()),
+    };
     let limit = MAX_VALUE_LEN
         - match body.persist_mode {
             PersistMode::Public => 0,
-            PersistMode::Secured => key.len(),
+            PersistMode::Secured => key.len().min(MAX_VALUE_LEN),
         };
-    if body.data.len() > limit {
+    let len = value.as_bytes().len();
+    if len > limit {
         return problem(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("data of {} bytes is over the limit of {limit} bytes", body.data.len()),
+            format!("data of {len} bytes is over the limit of {limit} bytes"),
         );
     }
+    let h = &api.handle;
+    let lone = || {
+        problem(StatusCode::SERVICE_UNAVAILABLE, format!("nothing stored: {}", explain::lone_node(h.addr())))
+    };
     let result = match body.persist_mode {
-        PersistMode::Public => h.put(&key, body.data).await,
+        PersistMode::Public => h.put(&key, value).await,
         PersistMode::Secured => {
             let Some(auth) = body.authorization else {
-                return problem(StatusCode::BAD_REQUEST, "SECURED needs an authorization");
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    format!("SECURED needs an authorization; {ED25519_HINT}"),
+                );
             };
-            let public_key = match auth.pub_key.key.parse::<PublicKey>() {
+            let public_key = match parse_hex::<PublicKey>(&auth.pub_key.key, "pub_key.key") {
                 Ok(k) => k,
-                Err(e) => return problem(StatusCode::BAD_REQUEST, format!("pub_key.key: {e}")),
+                Err(m) => return problem(StatusCode::BAD_REQUEST, m),
             };
-            let signature = match auth.sign.parse::<Signature>() {
+            let signature = match parse_hex::<Signature>(&auth.sign, "sign") {
                 Ok(s) => s,
-                Err(e) => return problem(StatusCode::BAD_REQUEST, format!("sign: {e}")),
+                Err(m) => return problem(StatusCode::BAD_REQUEST, m),
             };
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             if auth.pub_key.exp_time.is_some_and(|t| t <= now.as_secs()) {
                 return problem(StatusCode::UNAUTHORIZED, "the authorization has expired (exp_time)");
             }
-            h.put_presigned(public_key, &key, body.seq, signature, None, Value::Text(body.data)).await
+            let result = h.put_presigned(public_key, &key, body.seq, signature, None, value).await;
+            if let Err(e) = &result {
+                if let Some(held) = explain::newer_seq(h, e, public_key, &key, body.seq).await {
+                    return problem(
+                        StatusCode::CONFLICT,
+                        format!(
+                            "{}; POST again with \"seq\": {} or higher",
+                            explain::stale(&key, held),
+                            held + 1
+                        ),
+                    );
+                }
+            }
+            result
         }
     };
     match result {
-        Ok(acks) => (StatusCode::OK, Json(json!({ "key": key, "acks": acks }))).into_response(),
-        Err(e) => node_error(e),
+        // `acks` counts the other nodes that stored it; this node keeps its own copy too.
+        Ok(acks) => reply(StatusCode::OK, json!({ "key": key, "acks": acks, "local_copy": true })),
+        Err(e) => node_error(e, lone),
     }
 }
 
@@ -142,70 +294,123 @@ async fn post_record(State(h): State<Handle>, Path(key): Path<String>, body: Byt
 pub struct GetQuery {
     /// Read the SECURED record of this public key (64 hex digits).
     pub pub_key: Option<String>,
+    /// How bytes are written in the answer: `base64` (default) or `hex`.
+    pub encoding: Option<Encoding>,
 }
 
-async fn get_record(State(h): State<Handle>, Path(key): Path<String>, Query(q): Query<GetQuery>) -> Response {
-    let encode = |v: &Value| match v {
-        Value::Text(s) => ("text", s.clone()),
-        Value::Bytes(b) => ("bytes", hex::encode(b)),
+async fn get_record(State(api): State<Api>, Path(key): Path<String>, Query(q): Query<GetQuery>) -> Response {
+    let h = &api.handle;
+    let bytes_as = q.encoding.unwrap_or(Encoding::Base64);
+    let lone = || {
+        problem(
+            StatusCode::NOT_FOUND,
+            format!("no value under {key:?}: this node holds none and knows no other node to ask"),
+        )
     };
     match q.pub_key {
         None => match h.get(&key).await {
             Ok(Some(v)) => {
-                let (kind, data) = encode(&v);
-                Json(json!({ "key": key, "data": data, "kind": kind, "persist_mode": "PUBLIC" }))
-                    .into_response()
+                let (kind, encoding, data) = v.encode(bytes_as);
+                reply(
+                    StatusCode::OK,
+                    json!({ "key": key, "data": data, "kind": kind, "encoding": encoding, "persist_mode": "PUBLIC" }),
+                )
             }
             Ok(None) => problem(StatusCode::NOT_FOUND, format!("no value under {key:?}")),
-            Err(e) => node_error(e),
+            Err(e) => node_error(e, lone),
         },
         Some(pk) => {
-            let public_key = match pk.parse::<PublicKey>() {
+            let public_key = match parse_hex::<PublicKey>(&pk, "pub_key") {
                 Ok(k) => k,
-                Err(e) => return problem(StatusCode::BAD_REQUEST, format!("pub_key: {e}")),
+                Err(m) => return problem(StatusCode::BAD_REQUEST, m),
             };
             match h.get_signed(public_key, &key).await {
                 Ok(Some(s)) => {
-                    let (kind, data) = encode(&s.value);
-                    Json(json!({
-                        "key": key, "data": data, "kind": kind, "persist_mode": "SECURED", "seq": s.seq,
-                        "authorization": {
-                            "pub_key": { "key": s.public_key.to_string(), "exp_time": null },
-                            "sign": s.signature.to_string(),
-                        },
-                    }))
-                    .into_response()
+                    let (kind, encoding, data) = s.value.encode(bytes_as);
+                    reply(
+                        StatusCode::OK,
+                        json!({
+                            "key": key, "data": data, "kind": kind, "encoding": encoding,
+                            "persist_mode": "SECURED", "seq": s.seq,
+                            "authorization": {
+                                "pub_key": { "key": s.public_key.to_string(), "exp_time": null },
+                                "sign": s.signature.to_string(),
+                            },
+                        }),
+                    )
                 }
                 Ok(None) => {
                     problem(StatusCode::NOT_FOUND, format!("no SECURED value under {key:?} for {pk}"))
                 }
-                Err(e) => node_error(e),
+                Err(e) => node_error(e, lone),
             }
         }
     }
 }
 
-async fn status(State(h): State<Handle>) -> Response {
-    match h.status().await {
-        Ok(s) => Json(json!({
-            "id": s.id.to_string(),
-            "address": s.addr.to_string(),
-            "client_mode": s.client,
-            "routing_table": { "contacts": s.buckets.iter().sum::<usize>(), "buckets": s.buckets },
-            "records": s.records,
-            "published": s.published,
-            "providers": s.providers,
-            "persistent": s.persistent,
-        }))
-        .into_response(),
-        Err(e) => node_error(e),
+/// Rewrites error answers that are not JSON yet as `{"error": "..."}`.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_BODY).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_owned();
+    let message = match status {
+        // The router adds the `Allow` header outside this layer; the routes are GET, and POST on /dht/.
+        StatusCode::METHOD_NOT_ALLOWED => {
+            format!(
+                "{method} is not allowed on {path}: use {}",
+                if path.starts_with("/dht/") { "GET or POST" } else { "GET" }
+            )
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            format!("the request body is over the limit of {MAX_BODY} bytes (a value is at most {MAX_VALUE_LEN} bytes)")
+        }
+        StatusCode::NOT_FOUND if text.is_empty() => {
+            let nested = path.strip_prefix("/dht/").is_some_and(|key| key.contains('/'));
+            let hint = if nested { " (a key is one path segment: write / inside a key as %2F)" } else { "" };
+            format!("no such path: {method} {path}{hint}")
+        }
+        _ if !text.is_empty() => text,
+        _ => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    let body = format!("{}\n", json!({ "error": message }));
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+async fn status(State(v): State<Views>) -> Response {
+    match v.handle.status().await {
+        Ok(s) => reply(
+            StatusCode::OK,
+            json!({
+                "id": s.id.to_string(),
+                "address": s.addr.to_string(),
+                "client_mode": s.client,
+                "routing_table": { "contacts": s.buckets.iter().sum::<usize>(), "buckets": s.buckets },
+                "records": s.records,
+                "published": s.published,
+                "providers": s.providers,
+                "persistent": s.persistent,
+            }),
+        ),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }
 
-async fn metrics(State(h): State<Handle>, relay: Option<Extension<crate::Relay>>) -> Response {
-    let s = match h.status().await {
+async fn metrics(State(v): State<Views>) -> Response {
+    let s = match v.handle.status().await {
         Ok(s) => s,
-        Err(e) => return node_error(e),
+        Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     };
     let st = &s.stats;
     let mut m = String::new();
@@ -268,7 +473,7 @@ async fn metrics(State(h): State<Handle>, relay: Option<Extension<crate::Relay>>
     let _ = writeln!(m, "kad_lookup_duration_seconds_bucket{{le=\"+Inf\"}} {}", s.lookups.count);
     let _ = writeln!(m, "kad_lookup_duration_seconds_sum {}", s.lookups.sum_ms as f64 / 1000.0);
     let _ = writeln!(m, "kad_lookup_duration_seconds_count {}", s.lookups.count);
-    if let Some(Extension(relay)) = relay {
+    if let Some(relay) = &v.relay {
         relay.stats().write_metrics(&mut m);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m).into_response()

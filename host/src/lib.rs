@@ -1,6 +1,6 @@
 //! kad-host: kad on desktops and servers. A tokio [`Node`] that owns a kad-core engine and a
 //! UDP socket, a cloneable [`Handle`] to drive it, a persistent record store, the HTTP API and
-//! the browser relay and the loopback benchmark behind the `kad` command.
+//! the browser relay behind the `kad` command.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), kad_host::Error> {
@@ -12,7 +12,8 @@
 //! # let _ = acks; Ok(()) }
 //! ```
 
-pub mod bench;
+pub mod dashboard;
+pub mod explain;
 pub mod http;
 pub mod node;
 pub mod relay;
@@ -21,4 +22,4 @@ pub mod value;
 
 pub use node::{Config, Error, Handle, Node, SignedValue, Status};
 pub use relay::{Relay, RelayConfig, RelayStats};
-pub use value::Value;
+pub use value::{Encoding, Value};

@@ -1,7 +1,9 @@
 //! The tokio node: one task owns a kad-core `Node` and its UDP socket; cloneable [`Handle`]s
-//! send it commands over a bounded channel and await the results.
+//! send it commands over a bounded channel and await the results. Back-pressure is kad-core's
+//! policy ([`kad_core::backlog`]): queries wait for a slot in a backlog of [`BACKLOG`], and while
+//! it is full the channel is not read, so senders wait.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,7 +12,8 @@ use std::time::Duration;
 use kad_core::presets::host;
 use kad_core::wire::{Peer, MAX_DATAGRAM};
 use kad_core::{
-    Event, Key, NodeId, Outcome, PublicKey, QueryError, QueryId, RecordStore, Signature, SignedPut, Stats,
+    Backlog, Event, Key, NodeId, Outcome, Output, PublicKey, QueryError, QueryId, RecordStore, Signature,
+    SignedPut, Stats,
 };
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -30,9 +33,13 @@ pub struct Config {
     pub bind: SocketAddr,
     /// Where to keep the id, contacts and records. `None` (the default) keeps them in memory.
     pub data_dir: Option<PathBuf>,
+    /// The node id. `None` (the default) reuses the id saved in `data_dir`, or makes a random
+    /// one; a given id replaces the saved one.
+    pub id: Option<NodeId>,
     /// Most records held. Default 65,536.
     pub max_records: usize,
-    /// Commands that may wait in the channel before senders wait. Default 1,024.
+    /// Commands that may wait in the channel, behind the [`BACKLOG`] waiting for a query slot,
+    /// before senders wait. Default 1,024.
     pub queue: usize,
     /// Protocol settings (client mode, TTLs, timeouts, ...).
     pub core: kad_core::Config,
@@ -43,6 +50,7 @@ impl Default for Config {
         Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: None,
+            id: None,
             max_records: 65_536,
             queue: 1024,
             core: kad_core::Config::default(),
@@ -96,10 +104,18 @@ pub struct Status {
     pub client: bool,
     /// Contacts per bucket, farthest bucket first.
     pub buckets: Vec<usize>,
+    /// The contacts themselves, bucket by bucket in the order of `buckets`.
+    pub contacts: Vec<kad_core::routing::Contact>,
     /// Records held.
     pub records: usize,
+    /// Bytes of the values held (salts of signed records included).
+    pub record_bytes: usize,
     /// Records held because this node published them.
     pub published: usize,
+    /// Records held as one of the nodes closest to their key.
+    pub replicas: usize,
+    /// Records cached after a lookup.
+    pub cached: usize,
     /// Provider records held.
     pub providers: usize,
     /// Whether records are on disk.
@@ -142,6 +158,14 @@ pub struct SignedValue {
 type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
 enum Command {
+    Query(Box<QueryCommand>),
+    Status(oneshot::Sender<Status>),
+    Contacts(oneshot::Sender<Vec<Peer>>),
+    Stop(oneshot::Sender<()>),
+}
+
+/// A command that starts a query: it waits in the backlog for a free query slot.
+enum QueryCommand {
     Bootstrap(Vec<SocketAddr>, Reply<usize>),
     Put(Key, Value, Reply<u16>),
     PutSigned { put: OwnedSignedPut, value: Value, reply: Reply<u16> },
@@ -150,9 +174,6 @@ enum Command {
     FindNode(Key, Reply<Vec<Peer>>),
     Provide(Key, Reply<u16>),
     Providers(Key, Reply<Vec<Peer>>),
-    Status(oneshot::Sender<Status>),
-    Contacts(oneshot::Sender<Vec<Peer>>),
-    Stop(oneshot::Sender<()>),
 }
 
 struct OwnedSignedPut {
@@ -196,7 +217,7 @@ impl Node {
             None => HostStore::in_memory(config.max_records),
         };
         let mut rng = rand::rngs::OsRng;
-        let id = store.saved_id().unwrap_or_else(|| NodeId::random(&mut rng));
+        let id = config.id.or_else(|| store.saved_id()).unwrap_or_else(|| NodeId::random(&mut rng));
         if let Err(e) = store.save_id(&id) {
             warn!(error = %e, "could not save the node id");
         }
@@ -210,8 +231,7 @@ impl Node {
             clock,
             rx,
             waiters: HashMap::new(),
-            deferred: VecDeque::new(),
-            deferred_cap: config.queue.max(1),
+            backlog: Backlog::new(),
             lookups: Lookups::default(),
             addr,
             last_drop_log: (tokio::time::Instant::now(), 0),
@@ -272,22 +292,22 @@ impl Handle {
         self.addr
     }
 
-    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, Error> {
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> QueryCommand) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(make(tx)).await.map_err(|_| Error::Stopped)?;
+        self.tx.send(Command::Query(Box::new(make(tx)))).await.map_err(|_| Error::Stopped)?;
         rx.await.map_err(|_| Error::Stopped)?
     }
 
     /// Joins the network through known nodes; returns the number of contacts then known.
     pub async fn bootstrap(&self, addrs: &[SocketAddr]) -> Result<usize, Error> {
-        self.call(|r| Command::Bootstrap(addrs.to_vec(), r)).await
+        self.call(|r| QueryCommand::Bootstrap(addrs.to_vec(), r)).await
     }
 
     /// Stores `value` under `key` on the closest nodes; returns how many acknowledged
     /// (an error when none did).
     pub async fn put(&self, key: impl AsRef<[u8]>, value: impl Into<Value>) -> Result<u16, Error> {
         let key = Key::hash(key.as_ref());
-        self.call(|r| Command::Put(key, value.into(), r)).await
+        self.call(|r| QueryCommand::Put(key, value.into(), r)).await
     }
 
     /// The value stored under `key`, as it was put (text or bytes); `None` if nobody has it.
@@ -298,24 +318,24 @@ impl Handle {
     /// The record stored under `key`, with its metadata.
     pub async fn find_value(&self, key: impl AsRef<[u8]>) -> Result<Option<HostRecord>, Error> {
         let key = Key::hash(key.as_ref());
-        self.call(|r| Command::Get(key, r)).await
+        self.call(|r| QueryCommand::Get(key, r)).await
     }
 
     /// The closest nodes to `target` that answered, nearest first.
     pub async fn find_node(&self, target: Key) -> Result<Vec<Peer>, Error> {
-        self.call(|r| Command::FindNode(target, r)).await
+        self.call(|r| QueryCommand::FindNode(target, r)).await
     }
 
     /// Announces this node as a provider of `key`; returns how many nodes recorded it.
     pub async fn provide(&self, key: impl AsRef<[u8]>) -> Result<u16, Error> {
         let key = Key::hash(key.as_ref());
-        self.call(|r| Command::Provide(key, r)).await
+        self.call(|r| QueryCommand::Provide(key, r)).await
     }
 
     /// The providers of `key`.
     pub async fn providers(&self, key: impl AsRef<[u8]>) -> Result<Vec<Peer>, Error> {
         let key = Key::hash(key.as_ref());
-        self.call(|r| Command::Providers(key, r)).await
+        self.call(|r| QueryCommand::Providers(key, r)).await
     }
 
     /// Stores a value signed with `keypair` under (its public key, `name`) with sequence
@@ -344,7 +364,7 @@ impl Handle {
         value: Value,
     ) -> Result<u16, Error> {
         let put = OwnedSignedPut { public_key, salt: name.as_ref().to_vec(), seq, signature, cas };
-        self.call(|reply| Command::PutSigned { put, value, reply }).await
+        self.call(|reply| QueryCommand::PutSigned { put, value, reply }).await
     }
 
     /// The signed value of `public_key` under `name` with the highest sequence number.
@@ -354,7 +374,7 @@ impl Handle {
         name: impl AsRef<[u8]>,
     ) -> Result<Option<SignedValue>, Error> {
         let salt = name.as_ref().to_vec();
-        let rec = self.call(|reply| Command::GetSigned { public_key, salt, reply }).await?;
+        let rec = self.call(|reply| QueryCommand::GetSigned { public_key, salt, reply }).await?;
         Ok(rec.and_then(|r| {
             let s = r.signer?;
             Some(SignedValue {
@@ -417,17 +437,16 @@ const CONTACTS_SAVE_INTERVAL: Duration = Duration::from_secs(300);
 const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// Datagrams read in one go before the node's outputs are drained.
 const RECV_BATCH: usize = 64;
+/// Queries waiting for a free slot; as deep as the channel's default.
+pub const BACKLOG: usize = 1024;
 
 struct Task {
     core: Box<CoreNode>,
     socket: Arc<UdpSocket>,
     clock: Clock,
     rx: mpsc::Receiver<Command>,
+    backlog: Backlog<Box<QueryCommand>, BACKLOG>,
     waiters: HashMap<QueryId, Waiter>,
-    /// Commands waiting for a free query slot, started when a query finishes. While it is
-    /// full the channel is not read, so senders wait: memory stays bounded.
-    deferred: VecDeque<Command>,
-    deferred_cap: usize,
     lookups: Lookups,
     addr: SocketAddr,
     last_drop_log: (tokio::time::Instant, u64),
@@ -435,11 +454,15 @@ struct Task {
 }
 
 impl Task {
+    /// The drive loop: start waiting commands, drain the outputs until the timeout, then wait
+    /// for a datagram, a command (while the backlog has room) or the timeout.
     async fn run(mut self) {
         let mut buf = vec![0u8; MAX_DATAGRAM + 1];
         let mut out = vec![0u8; MAX_DATAGRAM];
         loop {
-            let sleep = tokio::time::sleep_until(self.clock.to_tokio(self.core.poll_timeout()));
+            self.start_waiting();
+            let wake = self.drain(&mut out).await;
+            self.housekeeping();
             tokio::select! {
                 r = self.socket.recv_from(&mut buf) => match r {
                     Ok((n, from)) => {
@@ -453,7 +476,7 @@ impl Task {
                     }
                     Err(e) => debug!(error = %e, "recv_from"),
                 },
-                cmd = self.rx.recv(), if self.deferred.len() < self.deferred_cap => match cmd {
+                cmd = self.rx.recv(), if self.backlog.has_room() => match cmd {
                     None => break,
                     Some(Command::Stop(done)) => {
                         self.save_contacts();
@@ -462,46 +485,43 @@ impl Task {
                     }
                     Some(cmd) => self.command(cmd),
                 },
-                _ = sleep => self.core.handle_timeout(self.clock.now()),
+                _ = tokio::time::sleep_until(self.clock.to_tokio(wake)) => self.core.handle_timeout(self.clock.now()),
             }
-            self.flush(&mut out).await;
         }
         for (_, w) in self.waiters.drain() {
             w.fail(Error::Stopped);
         }
     }
 
-    /// Sends what the core wants sent, delivers finished queries, retries deferred commands.
-    async fn flush(&mut self, out: &mut [u8]) {
+    /// Sends what the node wants sent and delivers finished queries (each frees a slot for a
+    /// waiting command) until the node says when to wake it.
+    async fn drain(&mut self, out: &mut [u8]) -> kad_core::Instant {
         loop {
-            while let Some(t) = self.core.poll_transmit(out) {
-                let to = SocketAddr::from(t.to);
-                if let Err(e) = self.socket.send_to(&out[..t.len], to).await {
-                    debug!(%to, error = %e, "send_to");
+            // Taken apart before the await, so that no event is kept in the task's future.
+            let t = match self.core.poll_output(out) {
+                Output::Transmit(t) => t,
+                Output::Event(e) => {
+                    self.event(e);
+                    continue;
                 }
-            }
-            let mut finished = false;
-            while let Some(event) = self.core.poll_event() {
-                match event {
-                    Event::QueryDone { id, stats, outcome } => {
-                        finished = true;
-                        self.finished(id, stats, outcome);
-                    }
-                    Event::PeerAdded(p) => debug!(peer = %p.id, addr = %p.addr, "peer added"),
-                    Event::PeerRemoved(p) => debug!(peer = %p.id, addr = %p.addr, "peer removed"),
-                }
-            }
-            let mut resumed = false;
-            while finished && self.core.queries_in_flight() < host::QUERIES {
-                let Some(cmd) = self.deferred.pop_front() else { break };
-                self.command(cmd);
-                resumed = true;
-            }
-            if !resumed {
-                break;
+                Output::Timeout(at) => return at,
+            };
+            let to = SocketAddr::from(t.to);
+            if let Err(e) = self.socket.send_to(&out[..t.len], to).await {
+                debug!(%to, error = %e, "send_to");
             }
         }
-        self.housekeeping();
+    }
+
+    fn event(&mut self, event: host::Event) {
+        match event {
+            Event::QueryDone { id, stats, outcome } => {
+                self.finished(id, stats, outcome);
+                self.start_waiting();
+            }
+            Event::PeerAdded(p) => debug!(peer = %p.id, addr = %p.addr, "peer added"),
+            Event::PeerRemoved(p) => debug!(peer = %p.id, addr = %p.addr, "peer removed"),
+        }
     }
 
     fn housekeeping(&mut self) {
@@ -536,23 +556,37 @@ impl Task {
         }
     }
 
+    /// Queries join the backlog; the rest is answered at once.
     fn command(&mut self, cmd: Command) {
-        let starts_query = !matches!(cmd, Command::Status(_) | Command::Contacts(_) | Command::Stop(_));
-        if starts_query && self.core.queries_in_flight() >= host::QUERIES {
-            self.deferred.push_back(cmd);
-            return;
+        match cmd {
+            // Cannot be full: the loop reads the channel only while the backlog has room.
+            Command::Query(q) => drop(self.backlog.push(q)),
+            Command::Status(r) => drop(r.send(self.status())),
+            Command::Contacts(r) => {
+                drop(r.send(self.core.routing().iter().map(|c| Peer { id: c.id, addr: c.addr }).collect()))
+            }
+            Command::Stop(_) => {}
         }
+    }
+
+    fn start_waiting(&mut self) {
+        while let Some(q) = self.backlog.next_to_start(self.core.can_start_query()) {
+            self.start(*q);
+        }
+    }
+
+    fn start(&mut self, q: QueryCommand) {
         let now = self.clock.now();
         let core = &mut self.core;
-        let (started, waiter) = match cmd {
-            Command::Bootstrap(addrs, r) => {
+        let (started, waiter) = match q {
+            QueryCommand::Bootstrap(addrs, r) => {
                 let addrs: Vec<_> = addrs.into_iter().map(Into::into).collect();
                 (core.bootstrap(&addrs, now), Waiter::Count(r))
             }
-            Command::Put(key, value, r) => {
+            QueryCommand::Put(key, value, r) => {
                 (core.put(key, value.kind(), value.as_bytes(), now), Waiter::Acks(r))
             }
-            Command::PutSigned { put, value, reply } => {
+            QueryCommand::PutSigned { put, value, reply } => {
                 let p = SignedPut {
                     public_key: put.public_key,
                     salt: &put.salt,
@@ -562,22 +596,13 @@ impl Task {
                 };
                 (core.put_presigned(&p, value.kind(), value.as_bytes(), now), Waiter::Acks(reply))
             }
-            Command::Get(key, r) => (core.get(key, now), Waiter::Record(r)),
-            Command::GetSigned { public_key, salt, reply } => {
+            QueryCommand::Get(key, r) => (core.get(key, now), Waiter::Record(r)),
+            QueryCommand::GetSigned { public_key, salt, reply } => {
                 (core.get_signed(&public_key, &salt, now), Waiter::Record(reply))
             }
-            Command::FindNode(target, r) => (core.find_node(target, now), Waiter::Peers(r)),
-            Command::Provide(key, r) => (core.provide(key, now), Waiter::Acks(r)),
-            Command::Providers(key, r) => (core.get_providers(key, now), Waiter::Peers(r)),
-            Command::Status(r) => {
-                let _ = r.send(self.status());
-                return;
-            }
-            Command::Contacts(r) => {
-                let _ = r.send(self.core.routing().iter().map(|c| Peer { id: c.id, addr: c.addr }).collect());
-                return;
-            }
-            Command::Stop(_) => return,
+            QueryCommand::FindNode(target, r) => (core.find_node(target, now), Waiter::Peers(r)),
+            QueryCommand::Provide(key, r) => (core.provide(key, now), Waiter::Acks(r)),
+            QueryCommand::Providers(key, r) => (core.get_providers(key, now), Waiter::Peers(r)),
         };
         match started {
             Ok(qid) => {
@@ -589,17 +614,9 @@ impl Task {
 
     fn finished(&mut self, id: QueryId, stats: kad_core::QueryStats, outcome: Outcome<{ host::VALUE }>) {
         let ms = stats.finished.saturating_since(stats.started).as_millis() as u64;
-        let failed = matches!(
-            &outcome,
-            Outcome::Bootstrap(Err(_))
-                | Outcome::FindNode(Err(_))
-                | Outcome::Put(Err(_))
-                | Outcome::Provide(Err(_))
-                | Outcome::Get(Err(QueryError::NoPeers))
-        );
         let l = &mut self.lookups;
         l.count += 1;
-        l.failed += failed as u64;
+        l.failed += outcome.is_failure() as u64;
         l.sum_ms += ms;
         for (i, bound) in LATENCY_BUCKETS_MS.iter().enumerate() {
             if ms <= *bound {
@@ -637,13 +654,18 @@ impl Task {
 
     fn status(&self) -> Status {
         let store = self.core.store();
+        let count = |o| store.iter().filter(|r| r.origin == o).count();
         Status {
             id: self.core.id(),
             addr: self.addr,
             client: self.core.config().client_mode,
             buckets: self.core.routing().bucket_sizes().collect(),
+            contacts: self.core.routing().iter().copied().collect(),
             records: store.len(),
-            published: store.iter().filter(|r| r.origin == kad_core::Origin::Publisher).count(),
+            record_bytes: store.iter().map(|r| r.data.len()).sum(),
+            published: count(kad_core::Origin::Publisher),
+            replicas: count(kad_core::Origin::Replica),
+            cached: count(kad_core::Origin::Cache),
             providers: self.core.providers().len(),
             persistent: store.is_persistent(),
             stats: *self.core.stats(),

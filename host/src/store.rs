@@ -4,13 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use kad_core::presets::host::VALUE;
 use kad_core::store::{Record, RecordMeta, RecordStore, Signer, StoreError};
 use kad_core::{Instant, Key, NodeId, Origin, ValueKind};
 use kad_core::{PublicKey, Signature};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -22,65 +22,113 @@ pub const DB_FILE: &str = "kad.redb";
 /// A record of the host preset.
 pub type HostRecord = Record<VALUE>;
 
-/// Why the database could not be used.
+/// Why the data directory or its database could not be used.
 #[derive(Debug, thiserror::Error)]
-#[error("database {path}: {message}")]
-pub struct DbError {
-    path: String,
-    message: String,
+pub enum DbError {
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {}: {source}", dir.display())]
+    CreateDir {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The database file could not be opened or created (another node may hold it).
+    #[error("cannot open the database {}: {source} (a data directory serves one node at a time)", path.display())]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: redb::DatabaseError,
+    },
+    /// The database could not be read.
+    #[error("cannot read the database {}: {source}; move the file away to start with an empty store", path.display())]
+    Read {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: redb::Error,
+    },
+    /// The database could not be written.
+    #[error(
+        "cannot write the database {}: {source}; check that its disk has space and the file is writable",
+        path.display()
+    )]
+    Write {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: redb::Error,
+    },
+}
+
+/// The database file and where it is.
+struct Disk {
+    db: Database,
+    path: PathBuf,
+}
+
+impl Disk {
+    /// Runs a write transaction and commits it.
+    fn write(&self, f: impl FnOnce(&WriteTransaction) -> Result<(), redb::Error>) -> Result<(), DbError> {
+        let run = || -> Result<(), redb::Error> {
+            let tx = self.db.begin_write()?;
+            f(&tx)?;
+            Ok(tx.commit()?)
+        };
+        run().map_err(|source| DbError::Write { path: self.path.clone(), source })
+    }
 }
 
 /// Records in memory, optionally backed by a redb file.
 pub struct HostStore {
     records: BTreeMap<Key, HostRecord>,
     capacity: usize,
-    db: Option<Database>,
-    failures: u64,
+    disk: Option<Disk>,
 }
 
 impl HostStore {
     /// A store that lives only in memory.
     pub fn in_memory(capacity: usize) -> Self {
-        HostStore { records: BTreeMap::new(), capacity, db: None, failures: 0 }
+        HostStore { records: BTreeMap::new(), capacity, disk: None }
     }
 
     /// Opens (or creates) `dir/kad.redb` and loads the records it holds.
     pub fn open(dir: &Path, capacity: usize) -> Result<Self, DbError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|source| DbError::CreateDir { dir: dir.to_path_buf(), source })?;
         let path = dir.join(DB_FILE);
-        let err =
-            |e: &dyn std::fmt::Display| DbError { path: path.display().to_string(), message: e.to_string() };
-        std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
-        let db = Database::create(&path).map_err(|e| err(&e))?;
-        let tx = db.begin_write().map_err(|e| err(&e))?;
-        {
-            tx.open_table(RECORDS).map_err(|e| err(&e))?;
-            tx.open_table(META).map_err(|e| err(&e))?;
-            tx.open_table(CONTACTS).map_err(|e| err(&e))?;
-        }
-        tx.commit().map_err(|e| err(&e))?;
-        let mut records = BTreeMap::new();
-        {
-            let rx = db.begin_read().map_err(|e| err(&e))?;
-            let table = rx.open_table(RECORDS).map_err(|e| err(&e))?;
-            for entry in table.iter().map_err(|e| err(&e))? {
-                let (k, v) = entry.map_err(|e| err(&e))?;
+        let db = match Database::create(&path) {
+            Ok(db) => db,
+            Err(source) => return Err(DbError::Open { path, source }),
+        };
+        let disk = Disk { db, path };
+        disk.write(|tx| {
+            tx.open_table(RECORDS)?;
+            tx.open_table(META)?;
+            tx.open_table(CONTACTS)?;
+            Ok(())
+        })?;
+        let read = || -> Result<BTreeMap<Key, HostRecord>, redb::Error> {
+            let mut records = BTreeMap::new();
+            let rx = disk.db.begin_read()?;
+            let table = rx.open_table(RECORDS)?;
+            for entry in table.iter()? {
+                let (k, v) = entry?;
                 let Ok(key) = <[u8; 20]>::try_from(k.value()) else { continue };
                 if let Some(r) = decode_record(Key::from_bytes(key), v.value()) {
                     records.insert(r.key, r);
                 }
             }
-        }
-        Ok(HostStore { records, capacity, db: Some(db), failures: 0 })
+            Ok(records)
+        };
+        let records = read().map_err(|source| DbError::Read { path: disk.path.clone(), source })?;
+        Ok(HostStore { records, capacity, disk: Some(disk) })
     }
 
     /// True when records are written to disk.
     pub fn is_persistent(&self) -> bool {
-        self.db.is_some()
-    }
-
-    /// Writes that failed (each refused a STORE).
-    pub fn failures(&self) -> u64 {
-        self.failures
+        self.disk.is_some()
     }
 
     /// All records, in key order.
@@ -90,29 +138,26 @@ impl HostStore {
 
     /// The node id saved by an earlier run.
     pub fn saved_id(&self) -> Option<NodeId> {
-        let db = self.db.as_ref()?;
-        let rx = db.begin_read().ok()?;
+        let rx = self.disk.as_ref()?.db.begin_read().ok()?;
         let t = rx.open_table(META).ok()?;
         let v = t.get("id").ok()??;
         Some(NodeId::from_bytes(v.value().try_into().ok()?))
     }
 
     /// Saves the node id.
-    pub fn save_id(&self, id: &NodeId) -> Result<(), String> {
-        let Some(db) = &self.db else { return Ok(()) };
-        let tx = db.begin_write().map_err(|e| e.to_string())?;
-        {
-            let mut t = tx.open_table(META).map_err(|e| e.to_string())?;
-            t.insert("id", &id.as_bytes()[..]).map_err(|e| e.to_string())?;
-        }
-        tx.commit().map_err(|e| e.to_string())
+    pub fn save_id(&self, id: &NodeId) -> Result<(), DbError> {
+        let Some(disk) = &self.disk else { return Ok(()) };
+        disk.write(|tx| {
+            tx.open_table(META)?.insert("id", &id.as_bytes()[..])?;
+            Ok(())
+        })
     }
 
     /// The routing contacts saved by an earlier run.
     pub fn saved_contacts(&self) -> Vec<(NodeId, SocketAddr)> {
-        let Some(db) = &self.db else { return Vec::new() };
-        let read = || -> Result<Vec<(NodeId, SocketAddr)>, Box<dyn std::error::Error>> {
-            let rx = db.begin_read()?;
+        let Some(disk) = &self.disk else { return Vec::new() };
+        let read = || -> Result<Vec<(NodeId, SocketAddr)>, redb::Error> {
+            let rx = disk.db.begin_read()?;
             let t = rx.open_table(CONTACTS)?;
             let mut out = Vec::new();
             for e in t.iter()? {
@@ -127,39 +172,30 @@ impl HostStore {
     }
 
     /// Replaces the saved routing contacts.
-    pub fn save_contacts(&self, contacts: &[(NodeId, SocketAddr)]) -> Result<(), String> {
-        let Some(db) = &self.db else { return Ok(()) };
-        let tx = db.begin_write().map_err(|e| e.to_string())?;
-        {
-            let mut t = tx.open_table(CONTACTS).map_err(|e| e.to_string())?;
-            t.retain(|_, _| false).map_err(|e| e.to_string())?;
+    pub fn save_contacts(&self, contacts: &[(NodeId, SocketAddr)]) -> Result<(), DbError> {
+        let Some(disk) = &self.disk else { return Ok(()) };
+        disk.write(|tx| {
+            let mut t = tx.open_table(CONTACTS)?;
+            t.retain(|_, _| false)?;
             for (id, addr) in contacts {
-                t.insert(&id.as_bytes()[..], addr.to_string().as_str()).map_err(|e| e.to_string())?;
+                t.insert(&id.as_bytes()[..], addr.to_string().as_str())?;
             }
-        }
-        tx.commit().map_err(|e| e.to_string())
+            Ok(())
+        })
     }
 
-    fn write(&mut self, key: &Key, value: Option<&[u8]>) -> Result<(), StoreError> {
-        let Some(db) = &self.db else { return Ok(()) };
-        let result = (|| -> Result<(), Box<dyn std::error::Error>> {
-            let tx = db.begin_write()?;
-            {
-                let mut t = tx.open_table(RECORDS)?;
-                match value {
-                    Some(v) => {
-                        t.insert(&key.as_bytes()[..], v)?;
-                    }
-                    None => {
-                        t.remove(&key.as_bytes()[..])?;
-                    }
-                }
+    /// Writes (or with `None` deletes) a record on disk; a failure refuses the STORE.
+    fn write(&self, key: &Key, value: Option<&[u8]>) -> Result<(), StoreError> {
+        let Some(disk) = &self.disk else { return Ok(()) };
+        let written = disk.write(|tx| {
+            let mut t = tx.open_table(RECORDS)?;
+            match value {
+                Some(v) => drop(t.insert(&key.as_bytes()[..], v)?),
+                None => drop(t.remove(&key.as_bytes()[..])?),
             }
-            tx.commit()?;
             Ok(())
-        })();
-        result.map_err(|e| {
-            self.failures += 1;
+        });
+        written.map_err(|e| {
             tracing::error!(error = %e, "record store write failed");
             StoreError::Io
         })
@@ -327,6 +363,22 @@ mod tests {
         assert_eq!(s.get(&Key::hash(b"b")), Some(record("b", true)));
         assert_eq!(s.saved_id(), Some(NodeId::from_bytes([7; 20])));
         assert_eq!(s.saved_contacts().len(), 1);
+    }
+
+    #[test]
+    fn a_data_directory_that_cannot_be_used_says_why_and_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = HostStore::open(dir.path(), 1).unwrap();
+        let Err(in_use) = HostStore::open(dir.path(), 1) else { panic!("the database is open already") };
+        assert!(matches!(in_use, DbError::Open { .. }), "{in_use}");
+        assert!(in_use.to_string().ends_with("(a data directory serves one node at a time)"), "{in_use}");
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"").unwrap();
+        let Err(not_a_dir) = HostStore::open(&file.join("sub"), 1) else {
+            panic!("a file is not a directory")
+        };
+        assert!(matches!(not_a_dir, DbError::CreateDir { .. }), "{not_a_dir}");
+        assert!(not_a_dir.to_string().starts_with("cannot create the data directory"), "{not_a_dir}");
     }
 
     #[test]

@@ -57,3 +57,21 @@ async fn a_restarted_node_rejoins_through_its_saved_contacts() {
     again.stop().await;
     seed.stop().await;
 }
+
+#[tokio::test]
+async fn a_given_node_id_is_used_and_replaces_the_saved_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config { data_dir: Some(dir.path().to_path_buf()), ..Config::default() };
+    let saved = Node::bind(config.clone()).await.unwrap();
+    let first = saved.id();
+    saved.stop().await;
+
+    let chosen = kad_core::NodeId::from_bytes([7; 20]);
+    let node = Node::bind(Config { id: Some(chosen), ..config.clone() }).await.unwrap();
+    assert_eq!(node.id(), chosen);
+    assert_ne!(node.id(), first);
+    node.stop().await;
+    let again = Node::bind(config).await.unwrap();
+    assert_eq!(again.id(), chosen, "the given id is saved");
+    again.stop().await;
+}

@@ -297,9 +297,7 @@ async fn metrics_count_connections_frames_and_refusals() {
     let net = net(RelayConfig::default(), &[]).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let http = listener.local_addr().unwrap();
-    let app = kad_host::http::router(net.nodes[0].handle())
-        .merge(net.relay.route())
-        .layer(axum::Extension(net.relay.clone()));
+    let app = kad_host::http::router(net.nodes[0].handle(), Some(net.relay.clone()));
     tokio::spawn(async move { axum::serve(listener, app).await });
     // The relay is also at /relay on the HTTP server.
     let (mut ws, _, _) = connect(&format!("ws://{http}/relay")).await;

@@ -5,7 +5,7 @@
 //! used (`performance`, `Date`, `crypto`, `setTimeout`) exist in browsers, workers and Node ≥ 20.
 
 use js_sys::{Array, Object, Reflect, Uint8Array};
-use kad_core::{Instant, Key, NodeId, Peer, PeerAddr, ValueKind};
+use kad_core::{Instant, Key, Peer, PeerAddr, ValueKind};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -106,12 +106,13 @@ pub fn key_of(v: &JsValue) -> Result<Key, JsValue> {
     Ok(Key::hash(&bytes_of(v, "key")?.0))
 }
 
-/// A lookup target: a node id given as 40 hex digits, or any other key (hashed).
+/// A lookup target: a string as [`Key::from_target`] reads it (40 hex digits name that point,
+/// e.g. a node id; other text is hashed), or the hash of a `Uint8Array`.
 pub fn target_of(v: &JsValue) -> Result<Key, JsValue> {
-    if let Some(id) = v.as_string().as_deref().and_then(NodeId::from_hex) {
-        return Ok(id.as_key());
+    match v.as_string() {
+        Some(s) => Ok(Key::from_target(&s)),
+        None => key_of(v),
     }
-    key_of(v)
 }
 
 /// A value as it was put: text as a string (if it is UTF-8), bytes as a `Uint8Array`.
@@ -124,8 +125,7 @@ pub fn value_to_js(kind: ValueKind, bytes: &[u8]) -> JsValue {
 
 /// `"IP:PORT"` or `"[IPv6]:PORT"` as a peer address.
 pub fn parse_addr(s: &str) -> Result<PeerAddr, JsValue> {
-    s.parse::<core::net::SocketAddr>()
-        .map(PeerAddr::from)
+    s.parse::<PeerAddr>()
         .map_err(|_| type_error(&format!("bad address {s:?}: want IP:PORT, e.g. 127.0.0.1:8468")))
 }
 

@@ -4,7 +4,9 @@
 //! The whole kad-core engine runs here, boxed in the wasm instance; this crate only moves
 //! bytes and time in and out of it: WebSocket messages framed by [`kad_core::frame`] in,
 //! `performance.now()` as the clock, `crypto.getRandomValues` for randomness, one JS timer for
-//! `poll_timeout`, and Promises for query results. No protocol logic lives here.
+//! the node's next timeout, and Promises for query results. No protocol logic lives here.
+//! Back-pressure is kad-core's policy ([`kad_core::backlog`]): calls wait for a query slot in a
+//! backlog of [`BACKLOG`]; a call made while it is full rejects.
 //!
 //! ```js
 //! import { DhtNode } from "kad-wasm";
@@ -25,7 +27,7 @@ use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
 use kad_core::frame::{self, Frame, MAX_FRAME};
 use kad_core::signed::Keypair;
 use kad_core::wire::MAX_DATAGRAM;
-use kad_core::{Config, Event, Instant, NodeId, Outcome, PeerAddr, QueryError, QueryId};
+use kad_core::{Backlog, Config, Event, Instant, NodeId, Outcome, Output, PeerAddr, QueryError, QueryId};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
@@ -117,6 +119,16 @@ struct Waiter {
     reject: Function,
 }
 
+/// Calls waiting for a free query slot (kad-core's back-pressure policy, [`kad_core::backlog`]);
+/// a call made while it is full rejects at once.
+pub const BACKLOG: usize = 64;
+
+/// Starts a query on the node.
+type Start = Box<dyn FnOnce(&mut Core, Instant) -> Result<QueryId, kad_core::Error>>;
+
+/// A call waiting in the backlog: what starts its query, and its waiter (no id yet).
+type Waiting = (Start, Waiter);
+
 struct Inner {
     core: Box<Core>,
     clock: Clock,
@@ -126,6 +138,7 @@ struct Inner {
     auto_bootstrap: bool,
     local: Option<PeerAddr>,
     seeds: Vec<PeerAddr>,
+    backlog: Backlog<Waiting, BACKLOG>,
     waiters: Vec<Waiter>,
     on_event: Option<Function>,
     timer: Option<(JsValue, Instant)>,
@@ -214,6 +227,7 @@ impl DhtNode {
             auto_bootstrap,
             local: None,
             seeds: Vec::new(),
+            backlog: Backlog::new(),
             waiters: Vec::new(),
             on_event,
             timer: None,
@@ -499,12 +513,13 @@ impl DhtNode {
         shut(&self.inner, 1000, "closed by the application");
     }
 
+    /// A call that starts a query: it joins the backlog, and `drive` starts it.
     fn command(
         &self,
         want: Want,
-        start: impl FnOnce(&mut Core, Instant) -> Result<QueryId, kad_core::Error>,
+        start: impl FnOnce(&mut Core, Instant) -> Result<QueryId, kad_core::Error> + 'static,
     ) -> Promise {
-        let mut start = Some(start);
+        let mut start: Option<Start> = Some(Box::new(start));
         let inner = &self.inner;
         let promise = Promise::new(&mut |resolve, reject| {
             let mut i = inner.borrow_mut();
@@ -512,13 +527,9 @@ impl DhtNode {
                 let _ = reject.call1(&JsValue::NULL, &js::error(&format!("the node is closed: {why}")));
                 return;
             }
-            let now = i.clock.now();
             let Some(start) = start.take() else { return };
-            match start(&mut i.core, now) {
-                Ok(id) => i.waiters.push(Waiter { id: Some(id), want, resolve, reject }),
-                Err(e) => {
-                    let _ = reject.call1(&JsValue::NULL, &js::error(&e.to_string()));
-                }
+            if let Err(full) = i.backlog.push((start, Waiter { id: None, want, resolve, reject })) {
+                let _ = full.command.1.reject.call1(&JsValue::NULL, &js::error(&full.to_string()));
             }
         });
         drive(inner);
@@ -568,8 +579,9 @@ fn on_message(rc: &Rc<RefCell<Inner>>, data: JsValue) {
     drive(rc);
 }
 
-/// Drains the core after an input: sends its datagrams, settles finished queries, tells the
-/// event callback, and sets the timer for its next deadline.
+/// Drives the core after an input: starts the calls waiting for a query slot, sends its
+/// datagrams, settles finished queries, tells the event callback, and sets the timer for its
+/// next timeout.
 fn drive(rc: &Rc<RefCell<Inner>>) {
     let mut calls: Calls = Vec::new();
     let mut failed_connect = None;
@@ -581,39 +593,26 @@ fn drive(rc: &Rc<RefCell<Inner>>) {
         }
         let mut buf = [0u8; MAX_DATAGRAM];
         let mut out = [0u8; MAX_FRAME];
-        while let Some(t) = i.core.poll_transmit(&mut buf) {
-            let Some(n) = frame::encode_datagram(&t.to, &buf[..t.len], &mut out) else { continue };
-            // A copy: some WebSocket implementations send later, after wasm memory moved on.
-            let data = Uint8Array::from(&out[..n]);
-            if i.ws.send_with_array_buffer_view(&data).is_err() {
-                i.send_errors += 1;
-            }
-        }
-        while let Some(event) = i.core.poll_event() {
-            let info = match &event {
-                Event::PeerAdded(p) => js::object(&[
-                    ("type", "peer-added".into()),
-                    ("id", p.id.to_string().into()),
-                    ("addr", p.addr.to_string().into()),
-                ]),
-                Event::PeerRemoved(p) => js::object(&[
-                    ("type", "peer-removed".into()),
-                    ("id", p.id.to_string().into()),
-                    ("addr", p.addr.to_string().into()),
-                ]),
-                Event::QueryDone { stats, outcome, .. } => js::object(&[
-                    ("type", "query-done".into()),
-                    ("query", query_name(outcome).into()),
-                    ("ok", (!failed(outcome)).into()),
-                    ("ms", (stats.finished.saturating_since(stats.started).as_millis() as f64).into()),
-                    ("requests", stats.requests.into()),
-                ]),
+        i.start_waiting(&mut calls);
+        let wake = loop {
+            let event = match i.core.poll_output(&mut buf) {
+                Output::Transmit(t) => {
+                    let Some(n) = frame::encode_datagram(&t.to, &buf[..t.len], &mut out) else { continue };
+                    // A copy: some WebSocket implementations send later, after wasm memory moved on.
+                    let data = Uint8Array::from(&out[..n]);
+                    if i.ws.send_with_array_buffer_view(&data).is_err() {
+                        i.send_errors += 1;
+                    }
+                    continue;
+                }
+                Output::Event(event) => event,
+                Output::Timeout(at) => break at,
             };
             if let Some(f) = &i.on_event {
-                calls.push((f.clone(), info));
+                calls.push((f.clone(), event_to_js(&event)));
             }
-            if let Event::QueryDone { id, outcome, .. } = event {
-                let Some(pos) = i.waiters.iter().position(|w| w.id == Some(id)) else { continue };
+            let Event::QueryDone { id, outcome, .. } = event else { continue };
+            if let Some(pos) = i.waiters.iter().position(|w| w.id == Some(id)) {
                 let w = i.waiters.remove(pos);
                 match settle(w.want, outcome, rc) {
                     Ok(v) => calls.push((w.resolve, v)),
@@ -625,24 +624,23 @@ fn drive(rc: &Rc<RefCell<Inner>>) {
                     }
                 }
             }
-        }
+            i.start_waiting(&mut calls);
+        };
         if !i.waiters.iter().any(|w| w.want == Want::Connect) {
             if let Some(handle) = i.connect_timer.take() {
                 js::clear_timeout(&handle);
             }
         }
-        let next = i.core.poll_timeout();
-        if i.timer.as_ref().map(|(_, at)| *at) != Some(next) {
+        if i.timer.as_ref().map(|(_, at)| *at) != Some(wake) {
             if let Some((handle, _)) = i.timer.take() {
                 js::clear_timeout(&handle);
             }
             if let Some(f) = &i.on_timer {
-                let at = next;
                 // setTimeout takes at most 2^31 - 1 ms; a later deadline is met by waking early.
                 let wait =
-                    at.as_millis().saturating_sub(i.clock.now().as_millis()).min(i32::MAX as u64) as f64;
+                    wake.as_millis().saturating_sub(i.clock.now().as_millis()).min(i32::MAX as u64) as f64;
                 let handle = js::set_timeout(f.as_ref().unchecked_ref(), wait);
-                i.timer = Some((handle, at));
+                i.timer = Some((handle, wake));
             }
         }
     }
@@ -651,6 +649,45 @@ fn drive(rc: &Rc<RefCell<Inner>>) {
     }
     if let Some(msg) = failed_connect {
         shut(rc, 1000, &msg);
+    }
+}
+
+impl Inner {
+    /// Starts the calls waiting in the backlog while the node has a free query slot; a call
+    /// the node refuses (no peers, value too large) rejects.
+    fn start_waiting(&mut self, calls: &mut Calls) {
+        while let Some((start, mut w)) = self.backlog.next_to_start(self.core.can_start_query()) {
+            match start(&mut self.core, self.clock.now()) {
+                Ok(id) => {
+                    w.id = Some(id);
+                    self.waiters.push(w);
+                }
+                Err(e) => calls.push((w.reject, js::error(&e.to_string()))),
+            }
+        }
+    }
+}
+
+/// The [`DhtEvent`](#) of a core event.
+fn event_to_js<const V: usize>(event: &Event<V>) -> JsValue {
+    match event {
+        Event::PeerAdded(p) => js::object(&[
+            ("type", "peer-added".into()),
+            ("id", p.id.to_string().into()),
+            ("addr", p.addr.to_string().into()),
+        ]),
+        Event::PeerRemoved(p) => js::object(&[
+            ("type", "peer-removed".into()),
+            ("id", p.id.to_string().into()),
+            ("addr", p.addr.to_string().into()),
+        ]),
+        Event::QueryDone { stats, outcome, .. } => js::object(&[
+            ("type", "query-done".into()),
+            ("query", query_name(outcome).into()),
+            ("ok", (!outcome.is_failure()).into()),
+            ("ms", (stats.finished.saturating_since(stats.started).as_millis() as f64).into()),
+            ("requests", stats.requests.into()),
+        ]),
     }
 }
 
@@ -663,18 +700,6 @@ fn query_name<const V: usize>(o: &Outcome<V>) -> &'static str {
         Outcome::Provide(_) => "provide",
         Outcome::GetProviders(_) => "getProviders",
     }
-}
-
-fn failed<const V: usize>(o: &Outcome<V>) -> bool {
-    matches!(
-        o,
-        Outcome::Bootstrap(Err(_))
-            | Outcome::FindNode(Err(_))
-            | Outcome::Put(Err(_))
-            | Outcome::Provide(Err(_))
-            | Outcome::Get(Err(QueryError::NoPeers))
-            | Outcome::GetProviders(Err(QueryError::NoPeers))
-    )
 }
 
 /// The JavaScript result of a finished query, or the message of its Error.
@@ -727,7 +752,8 @@ fn settle<const V: usize>(
 /// event callback, and lets the node go when nothing else holds it.
 fn shut(rc: &Rc<RefCell<Inner>>, code: u16, why: &str) {
     let (waiters, on_event) = {
-        let mut i = rc.borrow_mut();
+        let mut guard = rc.borrow_mut();
+        let i = &mut *guard;
         if i.closed.is_some() {
             return;
         }
@@ -742,7 +768,8 @@ fn shut(rc: &Rc<RefCell<Inner>>, code: u16, why: &str) {
         i.ws.set_onclose(None);
         i.ws.set_onerror(None);
         let _ = i.ws.close();
-        (std::mem::take(&mut i.waiters), i.on_event.clone())
+        let waiting = i.backlog.drain().map(|(_, w)| w);
+        (i.waiters.drain(..).chain(waiting).collect::<Vec<_>>(), i.on_event.clone())
     };
     for w in waiters {
         let msg = if w.want == Want::Connect { why.to_string() } else { format!("the node closed: {why}") };

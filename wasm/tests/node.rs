@@ -12,8 +12,8 @@ use js_sys::{Array, Function, Reflect, Uint8Array};
 use kad_core::frame::{self, Frame, MAX_FRAME, MAX_HELLO};
 use kad_core::store::{Origin, Record, RecordStore};
 use kad_core::wire::MAX_DATAGRAM;
-use kad_core::{Config, Key, NodeId, PeerAddr, ValueKind};
-use kad_wasm::{js, preset, Clock, DhtNode, JsRng};
+use kad_core::{Config, Key, NodeId, Output, PeerAddr, ValueKind};
+use kad_wasm::{js, preset, Clock, DhtNode, JsRng, BACKLOG};
 use wasm_bindgen::convert::TryFromJsValue;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -93,20 +93,25 @@ fn install_world() -> Hooks {
             w.core.handle_datagram(now, BROWSER, payload);
             let mut buf = [0u8; MAX_DATAGRAM];
             let mut out = [0u8; MAX_FRAME];
-            while let Some(t) = w.core.poll_transmit(&mut buf) {
-                assert_eq!(t.to, BROWSER);
-                let n = frame::encode_datagram(&NETWORK, &buf[..t.len], &mut out).unwrap();
-                deliver_later(&socket, &out[..n]);
+            loop {
+                match w.core.poll_output(&mut buf) {
+                    Output::Transmit(t) => {
+                        assert_eq!(t.to, BROWSER);
+                        let n = frame::encode_datagram(&NETWORK, &buf[..t.len], &mut out).unwrap();
+                        deliver_later(&socket, &out[..n]);
+                    }
+                    Output::Event(_) => {}
+                    Output::Timeout(_) => break,
+                }
             }
-            while w.core.poll_event().is_some() {}
         });
     });
     set_hooks(onconnect.as_ref().unchecked_ref(), onsend.as_ref().unchecked_ref());
     (onconnect, onsend)
 }
 
-async fn settle(p: js_sys::Promise) -> Result<JsValue, String> {
-    JsFuture::from(p)
+async fn settle(p: impl Into<JsFuture>) -> Result<JsValue, String> {
+    p.into()
         .await
         .map_err(|e| Reflect::get(&e, &"message".into()).ok().and_then(|m| m.as_string()).unwrap_or_default())
 }
@@ -178,7 +183,7 @@ fn addresses_sequence_numbers_and_keys_are_checked() {
     let pk = DhtNode::public_key(secret.clone().into()).unwrap().to_vec();
     let mut s = [0u8; 32];
     secret.copy_to(&mut s);
-    assert_eq!(pk, kad_core::signed::Keypair::from_secret(&s).public_key());
+    assert_eq!(pk, kad_core::signed::Keypair::from_secret(&s).public_key().as_bytes());
 }
 
 #[wasm_bindgen_test]
@@ -234,7 +239,7 @@ async fn a_node_joins_stores_and_reads_through_the_relay() {
             key: Key::hash(b"raw"),
             kind: ValueKind::Bytes,
             data: heapless::Vec::from_slice(&[0, 255, 16]).unwrap(),
-            signature: None,
+            signer: None,
             origin: Origin::Replica,
             expires_at: now + core::time::Duration::from_secs(60),
             stored_at: now,
@@ -260,4 +265,39 @@ async fn a_node_joins_stores_and_reads_through_the_relay() {
     assert!(seen.contains(&"peer-added".to_string()), "{seen:?}");
     assert!(seen.iter().filter(|t| *t == "query-done").count() >= 4, "{seen:?}");
     assert_eq!(seen.last().map(String::as_str), Some("closed"));
+}
+
+#[wasm_bindgen_test]
+async fn calls_beyond_the_query_slots_wait_and_a_call_beyond_the_backlog_rejects() {
+    let _hooks = install_world();
+    let node = settle(DhtNode::connect("ws://fake/".into(), Some(options(&[])))).await.expect("connects");
+    let node = DhtNode::try_from_js_value(node).expect("a DhtNode");
+    // All at once: at most QUERIES start, BACKLOG wait for a slot, the rest reject at once.
+    // Each Promise is handled as it is made (a rejection nobody handles stops Node).
+    let calls = preset::QUERIES + BACKLOG + 1;
+    let promises: Vec<JsFuture> =
+        (0..calls).map(|i| node.get(format!("missing-{i}").into()).into()).collect();
+    let mut found_nothing = 0;
+    let mut refused = Vec::new();
+    for p in promises {
+        match settle(p).await {
+            Ok(v) if v.is_null() => found_nothing += 1,
+            Ok(v) => panic!("nothing was stored, yet a get found {v:?}"),
+            Err(e) => refused.push(e),
+        }
+    }
+    // Maintenance may hold up to half of the slots, so between half and all of them served.
+    assert!(found_nothing >= BACKLOG + preset::QUERIES / 2, "{found_nothing} served, refused: {refused:?}");
+    assert_eq!(found_nothing + refused.len(), calls);
+    let full =
+        format!("{BACKLOG} commands are already waiting for a free query slot; retry when a query finishes");
+    assert!(!refused.is_empty() && refused.iter().all(|e| *e == full), "{refused:?}");
+
+    // Closing rejects the calls in flight and those still waiting for a slot alike.
+    let promises: Vec<JsFuture> =
+        (0..preset::QUERIES + 3).map(|i| node.get(format!("late-{i}").into()).into()).collect();
+    node.close();
+    for p in promises {
+        assert_eq!(settle(p).await.unwrap_err(), "the node closed: closed by the application");
+    }
 }

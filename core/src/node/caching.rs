@@ -35,7 +35,7 @@ impl<
                 let ttl = cache_ttl(&key, &id, &from, &self.config).min(remaining).as_secs() as u32;
                 if ttl > 0 {
                     // Fire and forget: the answer is not awaited; the result is delivered once
-                    // this request has been transmitted (see `poll_event`).
+                    // this request has been transmitted (see `poll_output`).
                     let req = Request::Store { query: Some(qid), key, cached_ttl: Some(ttl) };
                     let _ = self.send_request(addr, Some(id), req);
                 }

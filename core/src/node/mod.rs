@@ -220,6 +220,13 @@ impl<
         self.queries.len()
     }
 
+    /// Whether a command that starts a query would start now: one of the `Q` query slots is
+    /// free. Otherwise the command would be refused with [`Error::Busy`]; front ends wait for
+    /// this instead (see [`crate::backlog`]).
+    pub fn can_start_query(&self) -> bool {
+        self.queries_in_flight() < Q
+    }
+
     fn advance(&mut self, now: Instant) {
         if now > self.now {
             self.now = now;
@@ -283,7 +290,7 @@ impl<
 
     /// Writes the next datagram into `buf` (give it [`wire::MAX_DATAGRAM`] bytes) and says
     /// where to send it; `None` when nothing is waiting.
-    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
+    fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
         while let Some(reply) = self.replies.pop_front() {
             if let Some(len) = self.encode_reply(&reply, buf) {
                 self.stats.datagrams_out += 1;
@@ -354,7 +361,7 @@ impl<
     }
 
     /// The next event: finished queries first, then peer changes.
-    pub fn poll_event(&mut self) -> Option<Event<V>> {
+    fn poll_event(&mut self) -> Option<Event<V>> {
         // A result is delivered once the query's last datagram (a cache store) has left.
         let ready = self.queries.iter().position(|q| {
             q.phase == Phase::Done

@@ -85,7 +85,7 @@ impl<
         }
     }
 
-    /// Queues a peer change for [`Node::poll_event`], counting it when the queue is full.
+    /// Queues a peer change for [`Node::poll_output`], counting it when the queue is full.
     pub(super) fn push_event(&mut self, e: PeerChange) {
         if self.events.push_back(e).is_err() {
             self.stats.events_dropped += 1;

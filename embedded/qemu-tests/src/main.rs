@@ -1,8 +1,8 @@
-//! kad-core's logic on a microcontroller: a test runner for an emulated Cortex-M4 (QEMU
-//! `mps2-an386`). The core's unit tests, ported to `no_std` (ids, wire, routing, lookups, the
-//! store, providers, signatures), and scenarios of ten `embedded`-preset nodes exchanging
-//! datagrams in memory on virtual time. Output and the exit code go through semihosting, so
-//! `cargo run` (the runner is QEMU) fails when a test fails.
+//! kad-core on a microcontroller: a test runner for an emulated Cortex-M4 (QEMU `mps2-an386`).
+//! It runs the core's own unit tests (`kad_core::selftest::ALL`) and the core's network
+//! scenarios (`kad_core::testnet::scenarios`) on ten `embedded`-preset nodes exchanging
+//! datagrams in memory on virtual time, then prints the RAM of each preset. Output and the exit
+//! code go through semihosting, so `cargo run` (the runner is QEMU) fails when a test fails.
 //!
 //! ```sh
 //! cargo run --release        # in embedded/qemu-tests; needs qemu-system-arm
@@ -11,7 +11,7 @@
 #![no_main]
 
 mod net;
-mod unit;
+mod sizes;
 
 use core::cell::Cell;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -19,30 +19,31 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use cortex_m::interrupt::Mutex;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
-
-/// A test: a name that says the rule it checks, and a function that panics when it does not hold.
-pub struct Test {
-    /// The rule.
-    pub name: &'static str,
-    /// Panics on failure.
-    pub run: fn(),
-}
+use kad_core::selftest;
 
 static PASSED: AtomicUsize = AtomicUsize::new(0);
 static CURRENT: Mutex<Cell<&'static str>> = Mutex::new(Cell::new(""));
 
+/// Runs one test; a failure ends in the panic handler.
+fn run(name: &'static str, test: impl FnOnce()) {
+    cortex_m::interrupt::free(|cs| CURRENT.borrow(cs).set(name));
+    test();
+    hprintln!("test {} ... ok", name);
+    PASSED.fetch_add(1, Ordering::Relaxed);
+}
+
 #[entry]
 fn main() -> ! {
-    let tests: &[&[Test]] = &[unit::TESTS, net::TESTS];
-    let total: usize = tests.iter().map(|t| t.len()).sum();
+    let scenarios = net::TenNodes::SCENARIOS;
+    let total = selftest::ALL.iter().map(|t| t.len()).sum::<usize>() + scenarios.len();
     hprintln!("running {} tests on an emulated Cortex-M4 (qemu mps2-an386)", total);
-    for test in tests.iter().flat_map(|t| t.iter()) {
-        cortex_m::interrupt::free(|cs| CURRENT.borrow(cs).set(test.name));
-        (test.run)();
-        hprintln!("test {} ... ok", test.name);
-        PASSED.fetch_add(1, Ordering::Relaxed);
+    for test in selftest::ALL.iter().flat_map(|t| t.iter()) {
+        run(test.name, test.run);
     }
-    unit::print_sizes();
+    for (seed, scenario) in (1..).zip(scenarios) {
+        run(scenario.name, || (scenario.run)(&mut net::ten_nodes(seed)));
+    }
+    sizes::print_sizes();
     hprintln!("{} passed, 0 failed", PASSED.load(Ordering::Relaxed));
     debug::exit(debug::EXIT_SUCCESS);
     unreachable!("semihosting exit returned")

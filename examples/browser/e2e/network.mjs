@@ -63,7 +63,8 @@ export function kad(args, ms = 40_000) {
       proc.kill();
       reject(new Error(`kad ${args.join(" ")} did not finish within ${ms} ms`));
     }, ms);
-    proc.on("exit", (code) => {
+    // "close", not "exit": only then has all of stdout been read (a fast command can exit first).
+    proc.on("close", (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });

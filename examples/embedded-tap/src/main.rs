@@ -64,10 +64,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--gateway" => a.gateway = Some(value()?.parse().map_err(|e| format!("--gateway: {e}"))?),
             "--port" => a.port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
-            "--bootstrap" => {
-                let v: std::net::SocketAddr = value()?.parse().map_err(|e| format!("--bootstrap: {e}"))?;
-                a.bootstrap.push(v.into());
-            }
+            "--bootstrap" => a.bootstrap.push(value()?.parse().map_err(|e| format!("--bootstrap: {e}"))?),
             "--put" => {
                 let v = value()?;
                 let (k, v) = v.split_once('=').ok_or("--put wants KEY=VALUE")?;

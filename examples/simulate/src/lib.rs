@@ -1,10 +1,11 @@
 //! kad-simulate: a deterministic network simulator that drives real `kad-core` nodes.
 //!
 //! Every node is a [`kad_core::presets::sim::Node`], driven only through its public sans-IO API
-//! (`bootstrap`/`find_node`/`get`/`put`, `handle_datagram`/`handle_timeout`,
-//! `poll_transmit`/`poll_event`/`poll_timeout`). The simulator owns everything around it: a
-//! binary-heap event queue on virtual time, per-link latency, packet loss, churn (nodes leave
-//! silently, fresh nodes join, departed nodes come back with their state) and the workload.
+//! (`bootstrap`/`find_node`/`get`/`put`, `handle_datagram`/`handle_timeout`, `poll_output`).
+//! kad-core's test network ([`kad_core::testnet`]) carries the datagrams: the event queue on
+//! virtual time, per-link latency, packet loss and jitter, the drive loop. The simulator owns
+//! the rest: churn (nodes leave silently, fresh nodes join, departed nodes come back with their
+//! state) and the workload.
 //! One seeded RNG decides everything, so the same [`Params`] give the same [`Report`] (except
 //! its wall-clock and memory figures).
 //!
@@ -20,7 +21,6 @@
 
 pub mod oracle;
 pub mod params;
-pub mod queue;
 pub mod report;
 pub mod sim;
 

@@ -12,31 +12,30 @@
 //!
 //! The simulator is the nodes' front end and nothing more: it hands each node the datagrams
 //! addressed to it and its timeouts, drains its outputs, and reads results from its events.
+//! Time, links, faults and the drive loop are kad-core's test network
+//! ([`kad_core::testnet::Medium`]); the simulator keeps the node table, churn and workload.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant as WallClock};
 
 use kad_core::presets::sim;
-use kad_core::wire::MAX_DATAGRAM;
-use kad_core::{
-    Config, Event, Instant, Key, NodeId, Origin, Outcome, PeerAddr, QueryId, QueryStats, ValueKind,
+use kad_core::testnet::{
+    self, addr_of, mix, Armed, Datagram, Delivery, Ev, FaultInjector, Latency, Medium, Queue,
 };
+use kad_core::{Config, Event, Instant, Key, NodeId, Origin, Outcome, QueryId, QueryStats, ValueKind};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::oracle::Oracle;
 use crate::params::Params;
-use crate::queue::Queue;
 use crate::report::{round2, round4, Cost, Dist, Hour, Lookups, Network, Phase, Puts, Report, ValueLife};
 
 /// The simulated node: the `sim` capacity preset with its in-memory record store.
 pub type SimNode = sim::Node;
 
 /// Node slots (addresses) a run may use: 24 bits of an IPv4 address.
-pub const MAX_SLOTS: usize = 1 << 24;
+pub const MAX_SLOTS: usize = testnet::medium::MAX_NODES as usize;
 
-/// The UDP port of every simulated node.
-const PORT: u16 = 4000;
 /// Departed nodes kept (with their state) for a later return, at most this share of `nodes`.
 const OFFLINE_POOL_SHARE: usize = 10;
 /// Bootstrap attempts of a joining node before it gives up.
@@ -65,34 +64,6 @@ pub struct Progress<'a> {
     pub nodes: usize,
 }
 
-/// The simulated address of slot `slot` (an in-memory label; nothing is sent on a network).
-pub fn addr_of(slot: u32) -> PeerAddr {
-    PeerAddr::V4([10, (slot >> 16) as u8, (slot >> 8) as u8, slot as u8], PORT)
-}
-
-fn slot_of(addr: PeerAddr) -> Option<u32> {
-    match addr {
-        PeerAddr::V4([10, a, b, c], PORT) => Some(u32::from_be_bytes([0, a, b, c])),
-        _ => None,
-    }
-}
-
-/// The one-way latency of the link between `a` and `b`: drawn once per link (uniformly from
-/// the configured range) by hashing the pair, so it needs no memory and is the same both ways.
-fn link_latency(seed: u64, p: &Params, a: u32, b: u32) -> u64 {
-    let (x, y) = if a < b { (a, b) } else { (b, a) };
-    let h = mix(seed ^ ((x as u64) << 32 | y as u64));
-    p.latency_min_ms + h % (p.latency_max_ms - p.latency_min_ms + 1)
-}
-
-/// splitmix64: a stateless hash, for per-link latencies that need no memory.
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
 #[derive(Clone, Copy, Debug)]
 enum Work {
     /// A fresh node joins.
@@ -118,19 +89,15 @@ enum Work {
     },
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Ev {
-    Deliver { from: u32, to: u32, buf: u32, len: u16 },
-    Timer { slot: u32 },
-    Work(Work),
-}
+/// The medium of a run: its queue and datagrams grow as the run needs them.
+type SimMedium = Medium<Work, Vec<testnet::Slot<Ev<Work>>>, Vec<Datagram>>;
 
 struct Slot {
     /// `None` once a departed node is gone for good (its memory is freed).
     node: Option<Box<SimNode>>,
     up: bool,
-    /// The earliest timer entry queued for this node (u64::MAX: none).
-    timer_at: u64,
+    /// The earliest wake-up queued for this node.
+    armed: Armed,
     /// A publisher (until it leaves on purpose): never picked to leave by churn.
     protected: bool,
     /// Position in `live` while up.
@@ -203,23 +170,20 @@ impl Samples {
 struct Sim<'p, 'f> {
     p: &'p Params,
     config: Config,
-    now: u64,
-    queue: Queue<Ev>,
+    /// Virtual time, links with their latency, loss and jitter, datagrams in flight.
+    medium: SimMedium,
     slots: Vec<Slot>,
     live: Vec<u32>,
     /// Nodes whose bootstrap finished (may hold departed ones; they are dropped when drawn).
     established: Vec<u32>,
     offline: VecDeque<u32>,
     oracle: Oracle,
-    bufs: Vec<[u8; MAX_DATAGRAM]>,
-    free_bufs: Vec<u32>,
     /// Node ids, node seeds, latency jitter and loss.
     net_rng: ChaCha8Rng,
     /// The workload: who does what, when.
     work_rng: ChaCha8Rng,
-    link_seed: u64,
     ops: HashMap<(u32, u64), Op>,
-    done: Vec<(QueryId, QueryStats, Outcome<{ sim::VALUE }>)>,
+    done: Vec<Finished>,
     values: Vec<Value>,
     ok_values: Vec<u32>,
     churn_until: u64,
@@ -245,18 +209,14 @@ pub fn run(p: &Params, progress: &mut dyn FnMut(Progress<'_>)) -> Report {
     let mut s = Sim {
         p,
         config: node_config(p),
-        now: 0,
-        queue: Queue::new(),
+        medium: medium(p),
         slots: Vec::with_capacity(p.nodes + 16),
         live: Vec::with_capacity(p.nodes),
         established: Vec::with_capacity(p.nodes),
         offline: VecDeque::new(),
         oracle: Oracle::new(),
-        bufs: Vec::new(),
-        free_bufs: Vec::new(),
         net_rng: ChaCha8Rng::seed_from_u64(p.seed),
         work_rng: ChaCha8Rng::seed_from_u64(mix(p.seed ^ 0x5eed)),
-        link_seed: mix(p.seed ^ 0x11),
         ops: HashMap::new(),
         done: Vec::new(),
         values: Vec::new(),
@@ -285,6 +245,25 @@ pub fn run(p: &Params, progress: &mut dyn FnMut(Progress<'_>)) -> Report {
     s.report(wall.elapsed().as_secs_f64())
 }
 
+/// The network of `p`: each link has its own latency, drawn once (by hashing the pair) from
+/// the configured range; each datagram may be lost and gets its own jitter.
+fn medium(p: &Params) -> SimMedium {
+    let latency =
+        Latency::PerLink { min_ms: p.latency_min_ms, max_ms: p.latency_max_ms, seed: mix(p.seed ^ 0x11) };
+    let link = FaultInjector { loss: p.loss, jitter_ms: p.jitter_ms, ..FaultInjector::new(latency) };
+    let queue = Queue::growing(Vec::new(), |q| q.push(testnet::Slot::EMPTY));
+    Medium::growing(queue, Vec::new(), |d| d.push(Datagram::EMPTY), link)
+}
+
+/// A finished query, judged once the node is drained; peer events are not.
+type Finished = (QueryId, QueryStats, Outcome<{ sim::VALUE }>);
+
+fn keep(done: &mut Vec<Finished>, e: Event<{ sim::VALUE }>) {
+    if let Event::QueryDone { id, stats, outcome } = e {
+        done.push((id, stats, outcome));
+    }
+}
+
 /// The nodes' settings: the core's defaults, with the record TTL of `p`.
 fn node_config(p: &Params) -> Config {
     let mut c = Config::default();
@@ -306,7 +285,7 @@ impl Sim<'_, '_> {
         let cpu_now = crate::report::cpu_seconds() - self.cpu_at_start;
         self.phases.push(Phase {
             name,
-            virtual_seconds: self.now as f64 / 1000.0 - virt,
+            virtual_seconds: self.now() as f64 / 1000.0 - virt,
             events: self.events - events,
             cpu_seconds: round2(cpu_now - cpu),
         });
@@ -315,7 +294,7 @@ impl Sim<'_, '_> {
     fn build(&mut self) {
         let gap = 1000.0 / self.p.join_rate;
         for i in 0..self.p.nodes {
-            self.queue.push((i as f64 * gap) as u64, Ev::Work(Work::Join));
+            self.schedule((i as f64 * gap) as u64, Work::Join);
         }
         let end = (self.p.nodes as f64 * gap) as u64 + self.p.settle.as_millis() as u64;
         self.run_until(end, "build", 0, end);
@@ -323,7 +302,7 @@ impl Sim<'_, '_> {
 
     fn measure(&mut self) {
         let p = self.p;
-        let start = self.now;
+        let start = self.now();
         let dur = p.duration.as_millis() as u64;
         let end = start + dur;
         // Values: distinct random publishers (while there are enough nodes).
@@ -341,41 +320,41 @@ impl Sim<'_, '_> {
             // Publishers stay: for good, or until `publishers_leave_after`.
             self.slots[publisher as usize].protected = true;
             let at = start + (v as u64 * PUT_WINDOW.as_millis() as u64) / p.puts as u64;
-            self.queue.push(at, Ev::Work(Work::Put { value: v as u32, attempt: 0 }));
+            self.schedule(at, Work::Put { value: v as u32, attempt: 0 });
         }
         for _ in 0..p.lookups {
             let at = start + self.work_rng.gen_range(0..dur);
-            self.queue.push(at, Ev::Work(Work::FindNode));
+            self.schedule(at, Work::FindNode);
         }
         if p.puts > 0 {
             let from = if dur > 2 * GET_DELAY.as_millis() as u64 { GET_DELAY.as_millis() as u64 } else { 0 };
             for _ in 0..p.gets {
                 let at = start + self.work_rng.gen_range(from..dur);
-                self.queue.push(at, Ev::Work(Work::Get));
+                self.schedule(at, Work::Get);
             }
             for hour in 1..=(dur / 3_600_000) as u32 {
                 if p.probe > 0 {
-                    self.queue.push(start + hour as u64 * 3_600_000, Ev::Work(Work::Probe { hour }));
+                    self.schedule(start + hour as u64 * 3_600_000, Work::Probe { hour });
                 }
             }
         }
         if let Some(after) = p.publishers_leave_after {
-            self.queue.push(start + after.as_millis() as u64, Ev::Work(Work::PublishersLeave));
+            self.schedule(start + after.as_millis() as u64, Work::PublishersLeave);
         }
         if p.churn_per_hour > 0.0 {
             self.churn_until = end;
             let next = self.next_churn_gap();
-            self.queue.push(start + next, Ev::Work(Work::Churn));
+            self.schedule(start + next, Work::Churn);
         }
         self.run_until(end, "measure", start, end);
     }
 
     fn check(&mut self) {
-        let start = self.now;
+        let start = self.now();
         let n = self.ok_values.len().max(1) as u64;
         for (i, &v) in self.ok_values.clone().iter().enumerate() {
             let at = start + (i as u64 * PUT_WINDOW.as_millis() as u64) / n;
-            self.queue.push(at, Ev::Work(Work::Check { value: v }));
+            self.schedule(at, Work::Check { value: v });
             self.pending_checks += 1;
         }
         // Until every check and every lookup still under way has finished (bounded).
@@ -395,120 +374,74 @@ impl Sim<'_, '_> {
     fn run_until(&mut self, until: u64, phase: &str, from: u64, to: u64) {
         // Bounded by the queue: every event is popped once, and new ones lie in the future
         // except a node's own deliveries, which the nodes' fixed capacities bound.
-        while let Some((at, ev)) = self.queue.pop(until) {
-            self.now = self.now.max(at);
+        while let Some((at, ev)) = self.medium.next(Instant::from_millis(until)) {
             self.events += 1;
             match ev {
-                Ev::Deliver { from, to, buf, len } => self.deliver(from, to, buf, len),
-                Ev::Timer { slot } => self.timer(slot, at),
+                Ev::Deliver(d) => self.deliver(d),
+                Ev::Timer { node } => self.timer(node, at),
                 Ev::Work(w) => self.work(w),
             }
             if self.events % PROGRESS_EVERY == 0 {
-                let nodes = self.live.len();
-                (self.progress)(Progress { phase, done: self.now - from, total: to - from, nodes });
+                let (nodes, done) = (self.live.len(), self.now() - from);
+                (self.progress)(Progress { phase, done, total: to - from, nodes });
             }
         }
-        self.now = self.now.max(until);
-        let nodes = self.live.len();
-        (self.progress)(Progress { phase, done: self.now.min(to) - from, total: to - from, nodes });
+        self.medium.advance(Instant::from_millis(until));
+        let (nodes, done) = (self.live.len(), self.now().min(to) - from);
+        (self.progress)(Progress { phase, done, total: to - from, nodes });
     }
 
     // ----- the network -------------------------------------------------------------------------
 
-    fn instant(&self) -> Instant {
-        Instant::from_millis(self.now)
+    /// The virtual time in milliseconds.
+    fn now(&self) -> u64 {
+        self.medium.now().as_millis()
     }
 
-    /// Drains node `slot`'s outputs after an input: datagrams onto links, finished queries into
-    /// the results, its next timeout into the queue.
+    fn instant(&self) -> Instant {
+        self.medium.now()
+    }
+
+    /// Queues workload `w` at `at` ms.
+    fn schedule(&mut self, at: u64, w: Work) {
+        self.medium.schedule(Instant::from_millis(at), w);
+    }
+
+    /// Drains node `slot`'s outputs after an input (the test network's drive loop: datagrams
+    /// onto links, its next wake-up into the queue) and takes its finished queries.
     fn flush(&mut self, slot: u32) {
-        let now = self.now;
-        let Sim { slots, queue, bufs, free_bufs, net_rng, net, done, p, link_seed, .. } = self;
+        let Sim { slots, medium, net_rng, done, .. } = self;
         let s = &mut slots[slot as usize];
         let Some(node) = s.node.as_deref_mut() else { return };
-        // Bounded: a node's pending requests and replies are bounded by its capacity.
-        loop {
-            let b = match free_bufs.pop() {
-                Some(b) => b,
-                None => {
-                    bufs.push([0u8; MAX_DATAGRAM]);
-                    (bufs.len() - 1) as u32
-                }
-            };
-            let Some(t) = node.poll_transmit(&mut bufs[b as usize][..]) else {
-                free_bufs.push(b);
-                break;
-            };
-            net.datagrams += 1;
-            let to = slot_of(t.to);
-            let lost = p.loss > 0.0 && net_rng.gen::<f64>() < p.loss;
-            match to {
-                Some(to) if !lost => {
-                    let mut lat = link_latency(*link_seed, p, slot, to);
-                    if p.jitter_ms > 0 {
-                        lat += net_rng.gen_range(0..=p.jitter_ms);
-                    }
-                    queue.push(now + lat, Ev::Deliver { from: slot, to, buf: b, len: t.len as u16 });
-                }
-                _ => {
-                    net.lost += u64::from(lost);
-                    free_bufs.push(b);
-                }
-            }
-        }
-        while let Some(e) = node.poll_event() {
-            if let Event::QueryDone { id, stats, outcome } = e {
-                done.push((id, stats, outcome));
-            }
-        }
-        let t = node.poll_timeout().as_millis().max(now);
-        if t < s.timer_at {
-            s.timer_at = t;
-            queue.push(t, Ev::Timer { slot });
-        }
+        medium.drain(slot, node, &mut s.armed, net_rng, |e| keep(done, e));
+        self.take_done(slot);
+    }
+
+    fn deliver(&mut self, d: Delivery) {
+        let Sim { slots, medium, net_rng, done, .. } = self;
+        let to = match slots.get_mut(d.to as usize) {
+            Some(Slot { node: Some(node), up: true, armed, .. }) => Some((&mut **node, armed)),
+            _ => None,
+        };
+        medium.deliver(d, to, net_rng, |e| keep(done, e));
+        self.take_done(d.to);
+    }
+
+    fn timer(&mut self, slot: u32, at: Instant) {
+        let Sim { slots, medium, net_rng, done, .. } = self;
+        let s = &mut slots[slot as usize];
+        let Some(node) = s.node.as_deref_mut().filter(|_| s.up) else { return };
+        medium.wake(slot, at, node, &mut s.armed, net_rng, |e| keep(done, e));
+        self.take_done(slot);
+    }
+
+    /// Judges the queries node `slot` finished.
+    fn take_done(&mut self, slot: u32) {
         let mut finished = std::mem::take(&mut self.done);
         for (id, stats, outcome) in finished.drain(..) {
             self.query_done(slot, id, stats, outcome);
         }
         self.done = finished;
-    }
-
-    fn deliver(&mut self, from: u32, to: u32, buf: u32, len: u16) {
-        let now = self.instant();
-        match self.slots.get_mut(to as usize) {
-            Some(Slot { node: Some(node), up: true, .. }) => {
-                node.handle_datagram(now, addr_of(from), &self.bufs[buf as usize][..len as usize]);
-                self.free_bufs.push(buf);
-                self.flush(to);
-            }
-            _ => {
-                self.net.to_down_nodes += 1;
-                self.free_bufs.push(buf);
-            }
-        }
-    }
-
-    fn timer(&mut self, slot: u32, at: u64) {
-        let now = self.instant();
-        let s = &mut self.slots[slot as usize];
-        // Only the node's current timer entry acts; earlier-superseded entries are stale.
-        if !s.up || s.timer_at != at {
-            return;
-        }
-        s.timer_at = u64::MAX;
-        let Some(node) = s.node.as_deref_mut() else { return };
-        // The deadline may have moved later since this entry was queued (the request it was
-        // for was answered): then only queue the new one.
-        match node.poll_timeout() {
-            t if t.as_millis() > at => {
-                s.timer_at = t.as_millis();
-                self.queue.push(s.timer_at, Ev::Timer { slot });
-            }
-            _ => {
-                node.handle_timeout(now);
-                self.flush(slot);
-            }
-        }
     }
 
     // ----- membership -----------------------------------------------------------------------
@@ -552,7 +485,7 @@ impl Sim<'_, '_> {
     fn set_down(&mut self, slot: u32) {
         let s = &mut self.slots[slot as usize];
         s.up = false;
-        s.timer_at = u64::MAX;
+        s.armed = Armed::NONE;
         let pos = s.live_pos as usize;
         if let Some(n) = &s.node {
             self.oracle.remove(&n.id());
@@ -596,7 +529,7 @@ impl Sim<'_, '_> {
         self.slots.push(Slot {
             node: Some(node),
             up: false,
-            timer_at: u64::MAX,
+            armed: Armed::NONE,
             protected: false,
             live_pos: 0,
         });
@@ -659,11 +592,11 @@ impl Sim<'_, '_> {
     }
 
     fn churn(&mut self) {
-        if self.now >= self.churn_until {
+        if self.now() >= self.churn_until {
             return;
         }
         let gap = self.next_churn_gap();
-        self.queue.push(self.now + gap, Ev::Work(Work::Churn));
+        self.schedule(self.now() + gap, Work::Churn);
         let leaver = (0..COMMAND_ATTEMPTS)
             .find_map(|_| self.random_live().filter(|&s| !self.slots[s as usize].protected));
         let Some(leaver) = leaver else { return };
@@ -793,7 +726,7 @@ impl Sim<'_, '_> {
             }
             Err(_) if attempt < 10 => {
                 let next = Work::Put { value: v, attempt: attempt + 1 };
-                self.queue.push(self.now + 5_000, Ev::Work(next));
+                self.schedule(self.now() + 5_000, next);
             }
             Err(_) => self.put_acks.push(0),
         }
@@ -849,7 +782,7 @@ impl Sim<'_, '_> {
                     self.net.bootstraps_failed += 1;
                     if attempt + 1 < BOOTSTRAP_ATTEMPTS {
                         let w = Work::Bootstrap { slot, attempt: attempt + 1 };
-                        self.queue.push(self.now + 30_000, Ev::Work(w));
+                        self.schedule(self.now() + 30_000, w);
                     }
                 }
             }
@@ -930,6 +863,8 @@ impl Sim<'_, '_> {
                 *sum += n;
             }
         }
+        let sent = self.medium.counters();
+        (self.net.datagrams, self.net.lost, self.net.to_down_nodes) = (sent.sent, sent.lost, sent.to_down);
         self.net.nodes_up_at_end = self.live.len();
         self.net.contacts_per_node = round2(contacts as f64 / self.live.len().max(1) as f64);
         self.net.buckets_per_node = round2(buckets as f64 / self.live.len().max(1) as f64);
@@ -957,7 +892,7 @@ impl Sim<'_, '_> {
         let cost = Cost {
             bytes_per_node: std::mem::size_of::<SimNode>(),
             events: self.events,
-            virtual_seconds: self.now as f64 / 1000.0,
+            virtual_seconds: self.now() as f64 / 1000.0,
             wall_seconds: round2(wall_seconds),
             cpu_seconds: round2(crate::report::cpu_seconds() - self.cpu_at_start),
             events_per_second: (self.events as f64 / wall_seconds.max(1e-9)).round(),

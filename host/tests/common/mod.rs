@@ -11,6 +11,8 @@ pub struct KadProcess {
     pub child: Child,
     pub addr: SocketAddr,
     pub id: String,
+    /// The lines it prints on stdout after the first one.
+    pub lines: std::sync::mpsc::Receiver<String>,
 }
 
 impl Drop for KadProcess {
@@ -22,15 +24,22 @@ impl Drop for KadProcess {
 
 /// Starts `kad node ARGS` and waits (at most 20 s) for it to print its address.
 pub fn spawn_node(args: &[&str]) -> KadProcess {
+    spawn_node_with(args, &[])
+}
+
+/// [`spawn_node`] with extra environment variables.
+pub fn spawn_node_with(args: &[&str], env: &[(&str, &std::path::Path)]) -> KadProcess {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kad"))
         .arg("node")
         .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("start kad node");
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let (line_tx, lines) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut lines = BufReader::new(stdout).lines();
         while let Some(Ok(line)) = lines.next() {
@@ -40,11 +49,28 @@ pub fn spawn_node(args: &[&str]) -> KadProcess {
                 let id = parts.next().unwrap_or_default().to_string();
                 let addr = parts.nth(3).unwrap_or_default().to_string();
                 let _ = tx.send((id, addr));
+            } else {
+                let _ = line_tx.send(line);
             }
         }
     });
     let (id, addr) = rx.recv_timeout(Duration::from_secs(20)).expect("kad node printed its address");
-    KadProcess { child, addr: addr.parse().expect("an address"), id }
+    KadProcess { child, addr: addr.parse().expect("an address"), id, lines }
+}
+
+impl KadProcess {
+    /// Waits (at most `secs`) for a line starting with `prefix`; returns it.
+    pub fn line(&self, prefix: &str, secs: u64) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.starts_with(prefix) => return l,
+                Ok(_) => {}
+                Err(_) => panic!("no line starting with {prefix:?} within {secs} s"),
+            }
+        }
+    }
 }
 
 /// Runs `kad ARGS` to completion (at most 60 s); returns (exit code, stdout, stderr).

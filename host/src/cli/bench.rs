@@ -13,10 +13,10 @@ use clap::Args;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::{Config, Node, Value};
+use kad_host::{Config, Node, Value};
 
 /// The Python side of the benchmark, run with the Python `kademlia` package.
-const PYTHON_BENCH: &str = include_str!("../bench/python_bench.py");
+const PYTHON_BENCH: &str = include_str!("../../bench/python_bench.py");
 
 /// Options of `kad bench`.
 #[derive(Args, Debug, Clone)]
