@@ -67,9 +67,9 @@ pub enum Insert {
     /// The contact was known; it moved to the most-recently-seen end.
     Updated,
     /// The bucket is full: the contact waits in the replacement cache. If `ping` is set (the
-    /// least-recently-seen contact has not been heard from for
-    /// [`RoutingConfig::probe_after`]), the caller must ping that contact and report the
-    /// outcome with [`RoutingTable::on_alive`] or [`RoutingTable::on_failure`].
+    /// least-recently-seen contact is no longer good: not heard from for
+    /// [`RoutingConfig::good_for`]), the caller must ping that contact and report the outcome
+    /// with [`RoutingTable::on_alive`] or [`RoutingTable::on_failure`].
     Cached {
         /// The least-recently-seen contact to probe, unless a probe is already under way.
         ping: Option<Contact>,
