@@ -120,11 +120,17 @@ impl<
         let answered = q.lookup.succeeded().count();
         let no_peers = answered == 0 && q.record.is_none();
         match q.kind {
-            Kind::Bootstrap => Outcome::Bootstrap(if answered == 0 || self.routing.is_empty() {
-                Err(QueryError::NoPeers)
-            } else {
-                Ok(self.routing.len())
-            }),
+            // A server has joined when its own-id lookup reached a peer, a client when a seed
+            // answered its ping (see `pings_done`).
+            Kind::Bootstrap => Outcome::Bootstrap(
+                if self.routing.is_empty()
+                    || (answered == 0 && !(self.config.client_mode && q.stats.responses > 0))
+                {
+                    Err(QueryError::NoPeers)
+                } else {
+                    Ok(self.routing.len())
+                },
+            ),
             Kind::FindNode | Kind::Refresh => Outcome::FindNode(if no_peers {
                 Err(QueryError::NoPeers)
             } else {

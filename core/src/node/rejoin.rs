@@ -118,8 +118,21 @@ impl<
         q.outstanding = sent;
         q.stats.requests = sent;
         if sent == 0 {
-            self.start_lookup(qid);
+            self.pings_done(qid);
         }
+    }
+
+    /// Every bootstrap ping of `qid` was answered or failed. A server goes on to look up its own
+    /// id, so that the nodes near it learn of it. A client is never looked for: it has joined
+    /// once a seed answered (its own lookups fill its table), which spares a one-shot command a
+    /// lookup that waits on whatever dead contacts the seeds still hand out.
+    pub(super) fn pings_done(&mut self, qid: QueryId) {
+        if !self.config.client_mode || self.routing.is_empty() {
+            self.start_lookup(qid);
+            return;
+        }
+        self.finish(qid);
+        self.joined();
     }
 
     /// The own-id lookup of a bootstrap finished. If it reached a peer, every bucket it did not
@@ -132,12 +145,18 @@ impl<
             self.rejoin_later();
             return;
         }
-        self.rejoin.due = None;
-        self.rejoin.backoff = self.config.rejoin_backoff;
-        self.rejoin.mark = self.usable_contacts();
+        self.joined();
         self.routing.mark_all_stale();
         self.routing.touch(&target, self.now);
         self.refresh_buckets();
+    }
+
+    /// A bootstrap succeeded: no rejoin is due, the backoff starts over, and the contacts the
+    /// node has now are the mark that "running dry" is measured against.
+    fn joined(&mut self) {
+        self.rejoin.due = None;
+        self.rejoin.backoff = self.config.rejoin_backoff;
+        self.rejoin.mark = self.usable_contacts();
     }
 
     /// Contacts that are not bad.
@@ -225,6 +244,22 @@ pub(crate) mod tests {
     }
 
     crate::selftest::unit_tests! {
+        fn a_client_has_joined_when_a_seed_answers_and_looks_up_nothing() {
+            let seed = peer(1);
+            let mut n = node(Config { client_mode: true, ..Config::default() });
+            n.bootstrap(&[seed.addr], at(0)).unwrap();
+            let d = drain(&mut n);
+            let d = answer_ping(&mut n, at(10), seed, &d);
+            assert_eq!(joined(&d), Some(Ok(1)));
+            assert_eq!(d.requests_to(seed.addr).count(), 0, "no own-id lookup, no refresh");
+            // A server asks the seed for its own neighbourhood instead.
+            let mut n = node(Config::default());
+            n.bootstrap(&[seed.addr], at(0)).unwrap();
+            let d = drain(&mut n);
+            let d = answer_ping(&mut n, at(10), seed, &d);
+            assert_eq!((joined(&d), d.requests_to(seed.addr).count()), (None, 1));
+        }
+
         fn a_bootstrap_that_reaches_no_peer_fails_and_is_tried_again_with_backoff() {
             let seed = peer(1);
             let mut n = node(Config::default());

@@ -50,7 +50,7 @@ impl<
                         q.outstanding = q.outstanding.saturating_sub(1);
                         q.stats.responses += 1;
                         if q.outstanding == 0 && q.phase == Phase::Pinging {
-                            self.start_lookup(qid);
+                            self.pings_done(qid);
                         }
                     }
                 }

@@ -297,7 +297,7 @@ impl<
             }
         };
         if start {
-            self.start_lookup(qid);
+            self.pings_done(qid);
         }
     }
 }
