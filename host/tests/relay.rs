@@ -11,7 +11,7 @@ use kad_core::frame::{self, Frame};
 use kad_core::wire::{self, Body, Flags, Header, Message, Peer, TxId, MAX_DATAGRAM, VERSION};
 use kad_core::{Key, NodeId, PeerAddr};
 use kad_host::relay::Refusal;
-use kad_host::{Config, Node, Relay, RelayConfig};
+use kad_host::{Config, ListenConfig, Listeners, Node, Relay, RelayConfig};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_tungstenite::tungstenite::Message as Ws;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -35,8 +35,7 @@ async fn net(config: RelayConfig, extra_seeds: &[SocketAddr]) -> Net {
     let relay = Relay::new(a.handle(), extra_seeds, config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/", listener.local_addr().unwrap());
-    let app = relay.router();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    Listeners::new(ListenConfig::default()).serve(listener, relay.router());
     Net { nodes: vec![a, b], relay, url }
 }
 
@@ -297,8 +296,9 @@ async fn metrics_count_connections_frames_and_refusals() {
     let net = net(RelayConfig::default(), &[]).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let http = listener.local_addr().unwrap();
-    let app = kad_host::http::router(net.nodes[0].handle(), Some(net.relay.clone()));
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let listeners = Listeners::new(ListenConfig::default());
+    let app = kad_host::http::router(net.nodes[0].handle(), Some(net.relay.clone()), &listeners);
+    listeners.serve(listener, app);
     // The relay is also at /relay on the HTTP server.
     let (mut ws, _, _) = connect(&format!("ws://{http}/relay")).await;
     ping_pong(&mut ws, net.nodes[0].addr()).await;
