@@ -86,7 +86,12 @@ pub async fn run(flags: NodeFlags, provide: Option<String>) -> Result<(), Failur
         idle_timeout: Duration::from_secs(s.http_idle_timeout),
     });
     let relay = s.relay.map(|_| {
-        let config = RelayConfig { max_connections: s.relay_max_connections, ..RelayConfig::default() };
+        let config = RelayConfig {
+            max_connections: s.relay_max_connections,
+            max_per_ip: s.relay_max_per_ip,
+            limit_loopback: s.limit_loopback,
+            ..RelayConfig::default()
+        };
         Relay::new(node.handle(), &bootstrap, config)
     });
     if let (Some(relay_addr), Some(relay)) = (s.relay, &relay) {
