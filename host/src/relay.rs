@@ -821,13 +821,12 @@ struct Conn {
 
 impl Conn {
     fn new(c: &RelayConfig) -> Conn {
-        let pings = c.verify_per_sec_per_connection.max(1) as f64;
         Conn {
             learned: HashMap::new(),
             out: Rate::new(c),
             inb: Rate::new(c),
             strikes: Bucket::new(1.0, c.max_refused.max(1) as f64),
-            pings: Bucket::new(pings, pings),
+            pings: Bucket::per_second(c.verify_per_sec_per_connection),
         }
     }
 
@@ -861,12 +860,11 @@ struct Verifier {
 
 impl Verifier {
     fn new(c: &RelayConfig) -> Verifier {
-        let rate = c.verify_per_sec.max(1) as f64;
         Verifier {
             known: HashMap::new(),
             order: VecDeque::new(),
             pending: HashMap::new(),
-            pings: Bucket::new(rate, rate),
+            pings: Bucket::per_second(c.verify_per_sec),
             ttl: c.verified_ttl,
         }
     }
@@ -901,9 +899,7 @@ struct Rate {
 
 impl Rate {
     fn new(c: &RelayConfig) -> Rate {
-        let pps = c.packets_per_sec.max(1) as f64;
-        let bps = c.bytes_per_sec.max(1) as f64;
-        Rate { packets: Bucket::new(pps, pps), bytes: Bucket::new(bps, bps) }
+        Rate { packets: Bucket::per_second(c.packets_per_sec), bytes: Bucket::per_second(c.bytes_per_sec) }
     }
 
     /// Takes one packet of `len` bytes if both allowances have room (neither is charged
@@ -932,6 +928,12 @@ struct Bucket {
 impl Bucket {
     fn new(rate: f64, burst: f64) -> Bucket {
         Bucket { tokens: burst, rate, burst, last: Instant::now() }
+    }
+
+    /// `rate` a second (at least one), with one second of burst.
+    fn per_second(rate: u32) -> Bucket {
+        let rate = rate.max(1) as f64;
+        Bucket::new(rate, rate)
     }
 
     fn refill(&mut self) {
