@@ -9,8 +9,9 @@
 //! | at most `max_pending` requests to the DHT (`/dht/KEY`) in flight at once | answered 503 at once |
 //!
 //! A connection with a request in flight is never closed by these rules, and one handed over to
-//! the relay (a WebSocket) keeps its slot but follows the relay's own rules. Everything is
-//! counted in [`ListenStats`], which `/metrics` exports.
+//! the relay (a WebSocket) keeps its slot but follows the relay's own rules. Listeners made with
+//! [`bind`] queue up to [`BACKLOG`] connections in the kernel, so a burst is not dropped before
+//! these rules see it. Everything is counted in [`ListenStats`], which `/metrics` exports.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -36,6 +37,21 @@ use tracing::{debug, warn};
 
 /// Most connections at once when the descriptor limit allows more than twice as many.
 pub const MAX_CONNECTIONS: usize = 512;
+/// Connections the kernel may hold for a listener before it accepts them (capped by the
+/// system's `somaxconn`). The standard library's 128 drops connections during a burst, each
+/// then retried a second later.
+pub const BACKLOG: u32 = 1024;
+
+/// A TCP listener on `addr` with a backlog of [`BACKLOG`].
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket =
+        if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 /// At most one log line about failed accepts per this interval.
 const ACCEPT_WARNING_EVERY: Duration = Duration::from_secs(10);
 

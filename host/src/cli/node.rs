@@ -25,10 +25,8 @@ pub struct ProvideArgs {
     pub key: String,
 }
 
-async fn listen(addr: SocketAddr, what: &str) -> Result<tokio::net::TcpListener, Failure> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| Failure(FAILURE, format!("cannot listen for {what} on {addr}: {e}")))
+fn listen(addr: SocketAddr, what: &str) -> Result<tokio::net::TcpListener, Failure> {
+    listen::bind(addr).map_err(|e| Failure(FAILURE, format!("cannot listen for {what} on {addr}: {e}")))
 }
 
 /// Resolves when the process is asked to stop: Ctrl-C (SIGINT) or SIGTERM.
@@ -95,17 +93,17 @@ pub async fn run(flags: NodeFlags, provide: Option<String>) -> Result<(), Failur
         Relay::new(node.handle(), &bootstrap, config)
     });
     if let (Some(relay_addr), Some(relay)) = (s.relay, &relay) {
-        listeners.serve(listen(relay_addr, "the relay").await?, relay.router());
+        listeners.serve(listen(relay_addr, "the relay")?, relay.router());
         println!("relay: ws://{relay_addr}/  (browsers: DhtNode.connect(\"ws://{relay_addr}/\"))");
     }
     let history = (s.http.is_some() || s.metrics.is_some()).then(|| History::spawn(node.handle()));
     if let (Some(metrics), Some(history)) = (s.metrics, &history) {
         let app = http::views(node.handle(), relay.clone(), &listeners, history.clone(), true);
-        listeners.serve(listen(metrics, "metrics").await?, http::with_json_errors(app));
+        listeners.serve(listen(metrics, "metrics")?, http::with_json_errors(app));
         println!("views: http://{metrics}/  (dashboard, /status, /metrics)");
     }
     if let (Some(http_addr), Some(history)) = (s.http, &history) {
-        let listener = listen(http_addr, "HTTP").await?;
+        let listener = listen(http_addr, "HTTP")?;
         let mut app = http::api(node.handle(), s.http_token.clone(), &listeners);
         if let Some(relay) = &relay {
             app = app.merge(relay.route());
