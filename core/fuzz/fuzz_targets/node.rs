@@ -1,5 +1,5 @@
-//! A live node under hostile input. The target (preset `embedded`, `sim` or `host`, chosen by
-//! the first byte) sits in a small network of four honest `embedded` nodes; before the input is
+//! A live node under hostile input. The target (preset `embedded`, `sim` or `host`, in client
+//! mode or not, chosen by the first byte) sits in a small network of four honest `embedded` nodes; before the input is
 //! read it has contacts, records and a provider record of its own, a get and a find_node in
 //! flight, and a peer's FIND_VALUE waiting for it. The input is then a sequence of operations:
 //! deliver, lose, duplicate, corrupt or re-address the datagrams in flight; send the target
@@ -421,12 +421,13 @@ impl<
     /// The network every run starts from: the peers bootstrap from the target; the target puts
     /// a record and provides a key, a peer puts another; then the target starts a get and a
     /// find_node and a peer a get, all left in flight.
-    fn new() -> Self {
+    fn new(client_mode: bool) -> Self {
         let n = &*NAMES;
         let now = Instant::from_millis(1);
         let mut rng = Counter(7);
         let config = Config::default();
-        let target = Box::new(Node::new(n.target, config, MemoryStore::new(), &mut rng, now));
+        let target_config = Config { client_mode, ..config };
+        let target = Box::new(Node::new(n.target, target_config, MemoryStore::new(), &mut rng, now));
         let peers = n
             .peers
             .iter()
@@ -1009,8 +1010,9 @@ fn run<
     const E: usize,
 >(
     mut u: Unstructured<'_>,
+    client_mode: bool,
 ) {
-    let mut w = World::<N, B, K, R, Q, P, V, PV, E>::new();
+    let mut w = World::<N, B, K, R, Q, P, V, PV, E>::new(client_mode);
     for _ in 0..MAX_OPS {
         let Ok(op) = Op::arbitrary(&mut u) else { break };
         if *DEBUG {
@@ -1039,18 +1041,20 @@ fn run<
 
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
-    match u8::arbitrary(&mut u).unwrap_or(0) % 3 {
+    let choice = u8::arbitrary(&mut u).unwrap_or(0);
+    let client_mode = choice & 0x80 != 0;
+    match choice % 3 {
         0 => {
             use embedded::*;
-            run::<RECORDS, B, K, R, QUERIES, PENDING, VALUE, PROVIDERS, EVENTS>(u)
+            run::<RECORDS, B, K, R, QUERIES, PENDING, VALUE, PROVIDERS, EVENTS>(u, client_mode)
         }
         1 => {
             use sim::*;
-            run::<RECORDS, B, K, R, QUERIES, PENDING, VALUE, PROVIDERS, EVENTS>(u)
+            run::<RECORDS, B, K, R, QUERIES, PENDING, VALUE, PROVIDERS, EVENTS>(u, client_mode)
         }
         _ => {
             use host::*;
-            run::<RECORDS, B, K, R, QUERIES, PENDING, VALUE, PROVIDERS, EVENTS>(u)
+            run::<RECORDS, B, K, R, QUERIES, PENDING, VALUE, PROVIDERS, EVENTS>(u, client_mode)
         }
     }
 });
