@@ -329,50 +329,89 @@ impl rand_core::RngCore for Counter {
     }
 }
 
-/// Takes a node's outputs until `Timeout`, as every front end does, checking that the drain
-/// ends within a bound set by the capacities, that every datagram is a kad message from this
-/// node, and that the wake-up is in the future.
-fn drain<
-    const N: usize,
-    const B: usize,
-    const K: usize,
-    const R: usize,
-    const Q: usize,
-    const P: usize,
-    const V: usize,
-    const PV: usize,
-    const E: usize,
->(
-    node: &mut Target<N, B, K, R, Q, P, V, PV, E>,
-    now: Instant,
-    mut on: impl FnMut(Output<V>, &[u8]),
-) {
-    // Queued answers and requests (P each), finished queries and peer events, with room for
-    // the requests a dropped one lets its query send.
-    let bound = 4 * (P + Q + E) + 16;
-    let mut buf = [0u8; MAX_DATAGRAM];
-    for _ in 0..bound {
-        let out = node.poll_output(&mut buf);
-        let len = match &out {
-            Output::Transmit(t) => {
-                assert!(t.len <= MAX_DATAGRAM);
-                let msg = wire::decode(&buf[..t.len]).expect("a node sent a datagram that does not decode");
-                assert_eq!(msg.header.sender, node.id(), "a node sent a datagram under another id");
-                t.len
+/// What the harness does to a node of any capacity: the target or an honest peer.
+trait Harnessed<const V: usize> {
+    /// Takes the node's outputs until `Timeout`, as every front end does, checking that the
+    /// drain ends within a bound set by the capacities, that every datagram is a kad message
+    /// from this node, and that the wake-up is in the future.
+    fn drain(&mut self, now: Instant, on: impl FnMut(Output<V>, &[u8]));
+    /// Gives the node a command: `None` when the command starts no query; with a get, the key
+    /// it asks for.
+    fn give(&mut self, cmd: &Cmd, now: Instant) -> (Option<Result<QueryId, kad_core::Error>>, Option<Key>);
+}
+
+impl<
+        const N: usize,
+        const B: usize,
+        const K: usize,
+        const R: usize,
+        const Q: usize,
+        const P: usize,
+        const V: usize,
+        const PV: usize,
+        const E: usize,
+    > Harnessed<V> for Target<N, B, K, R, Q, P, V, PV, E>
+{
+    fn drain(&mut self, now: Instant, mut on: impl FnMut(Output<V>, &[u8])) {
+        // Queued answers and requests (P each), finished queries and peer events, with room for
+        // the requests a dropped one lets its query send.
+        let bound = 4 * (P + Q + E) + 16;
+        let mut buf = [0u8; MAX_DATAGRAM];
+        for _ in 0..bound {
+            let out = self.poll_output(&mut buf);
+            let len = match &out {
+                Output::Transmit(t) => {
+                    assert!(t.len <= MAX_DATAGRAM);
+                    let msg =
+                        wire::decode(&buf[..t.len]).expect("a node sent a datagram that does not decode");
+                    assert_eq!(msg.header.sender, self.id(), "a node sent a datagram under another id");
+                    t.len
+                }
+                Output::Timeout(at) => {
+                    assert!(*at > now, "poll_output asked to be woken at {at:?}, not after now ({now:?})");
+                    0
+                }
+                Output::Event(_) => 0,
+            };
+            let last = matches!(out, Output::Timeout(_));
+            on(out, &buf[..len]);
+            if last {
+                return;
             }
-            Output::Timeout(at) => {
-                assert!(*at > now, "poll_output asked to be woken at {at:?}, not after now ({now:?})");
-                0
-            }
-            Output::Event(_) => 0,
-        };
-        let last = matches!(out, Output::Timeout(_));
-        on(out, &buf[..len]);
-        if last {
-            return;
         }
+        panic!("poll_output did not return Timeout within {bound} outputs");
     }
-    panic!("poll_output did not return Timeout within {bound} outputs");
+
+    fn give(&mut self, cmd: &Cmd, now: Instant) -> (Option<Result<QueryId, kad_core::Error>>, Option<Key>) {
+        let n = &*NAMES;
+        let kind = |text: bool| if text { ValueKind::Text } else { ValueKind::Bytes };
+        let (started, asked) = match cmd {
+            Cmd::Bootstrap(addrs) => {
+                let addrs: Vec<PeerAddr> = addrs.iter().map(|a| a.get()).collect();
+                (self.bootstrap(&addrs, now), None)
+            }
+            Cmd::FindNode(k) => (self.find_node(k.get(), now), None),
+            Cmd::Get(k) => (self.get(k.get(), now), Some(k.get())),
+            Cmd::Put { key, text, value } => (self.put(key.get(), kind(*text), value, now), None),
+            Cmd::PutSigned { salt, seq, text, value, cas } => {
+                (self.put_signed(&n.keypair, salt, *seq, kind(*text), value, *cas, now), None)
+            }
+            Cmd::GetSigned { salt } => {
+                (self.get_signed(&n.public_key, salt, now), Some(signed::key_for(&n.public_key, salt)))
+            }
+            Cmd::Provide(k) => (self.provide(k.get(), now), None),
+            Cmd::GetProviders(k) => (self.get_providers(k.get(), now), None),
+            Cmd::StopProviding(k) => {
+                self.stop_providing(&k.get());
+                return (None, None);
+            }
+            Cmd::Remove(k) => {
+                self.store_mut().remove(&k.get());
+                return (None, None);
+            }
+        };
+        (Some(started), asked)
+    }
 }
 
 /// The target, its honest peers and everything in flight between them, with what the harness
@@ -460,6 +499,35 @@ impl<
         assert!(w.target.routing().len() >= PEERS, "the prelude left the target with too few contacts");
         w.check();
         w
+    }
+
+    /// Builds the network, applies the operations of `u`, checking after each, and settles.
+    fn run(mut u: Unstructured<'_>, client_mode: bool) {
+        let mut w = Self::new(client_mode);
+        for _ in 0..MAX_OPS {
+            let Ok(op) = Op::arbitrary(&mut u) else { break };
+            if *DEBUG {
+                eprintln!("{op:?}");
+            }
+            w.apply(op);
+            w.check();
+            if u.is_empty() {
+                break;
+            }
+        }
+        w.settle();
+        if *DEBUG {
+            let t = &w.target;
+            eprintln!(
+                "after {:?}: {} contacts, {} records, {} providers, {} requests recorded\n{:?}",
+                w.now,
+                t.routing().len(),
+                t.store().len(),
+                t.providers().len(),
+                w.requests.len(),
+                t.stats()
+            );
+        }
     }
 
     fn apply(&mut self, op: Op) {
@@ -641,7 +709,7 @@ impl<
         let now = self.now;
         let World { target, flight, requests, sources, running, sent, .. } = self;
         let own = target.id();
-        drain(target, now, |out, bytes| match out {
+        target.drain(now, |out, bytes| match out {
             Output::Transmit(t) => {
                 *sent += 1;
                 assert!(
@@ -671,7 +739,7 @@ impl<
         let now = self.now;
         let from = peer_addr(i);
         let World { peers, flight, .. } = self;
-        drain(&mut peers[i], now, |out, bytes| {
+        peers[i].drain(now, |out, bytes| {
             if let Output::Transmit(t) = out {
                 Self::send(flight, from, t.to, bytes);
             }
@@ -697,7 +765,7 @@ impl<
 
     fn command(&mut self, cmd: &Cmd) {
         let now = self.now;
-        let (started, asked) = run_command(&mut *self.target, cmd, now);
+        let (started, asked) = self.target.give(cmd, now);
         match started {
             Some(Ok(q)) => assert!(self.running.insert(q, asked).is_none(), "{q:?} started twice"),
             Some(Err(e)) => assert!(!e.to_string().is_empty()),
@@ -707,7 +775,7 @@ impl<
     }
 
     fn peer_command(&mut self, i: usize, cmd: &Cmd) {
-        let _ = run_command(&mut *self.peers[i], cmd, self.now);
+        let _ = self.peers[i].give(cmd, self.now);
         self.drain_peer(i);
     }
 
@@ -857,53 +925,6 @@ fn wire_record<'a>(r: &Rec, data: &'a mut Vec<u8>) -> WireRecord<'a> {
     }
 }
 
-/// Gives `node` a command: `None` when the command starts no query; with a get, the key it
-/// asks for.
-fn run_command<
-    const N: usize,
-    const B: usize,
-    const K: usize,
-    const R: usize,
-    const Q: usize,
-    const P: usize,
-    const V: usize,
-    const PV: usize,
-    const E: usize,
->(
-    node: &mut Target<N, B, K, R, Q, P, V, PV, E>,
-    cmd: &Cmd,
-    now: Instant,
-) -> (Option<Result<QueryId, kad_core::Error>>, Option<Key>) {
-    let n = &*NAMES;
-    let kind = |text: bool| if text { ValueKind::Text } else { ValueKind::Bytes };
-    let (started, asked) = match cmd {
-        Cmd::Bootstrap(addrs) => {
-            let addrs: Vec<PeerAddr> = addrs.iter().map(|a| a.get()).collect();
-            (node.bootstrap(&addrs, now), None)
-        }
-        Cmd::FindNode(k) => (node.find_node(k.get(), now), None),
-        Cmd::Get(k) => (node.get(k.get(), now), Some(k.get())),
-        Cmd::Put { key, text, value } => (node.put(key.get(), kind(*text), value, now), None),
-        Cmd::PutSigned { salt, seq, text, value, cas } => {
-            (node.put_signed(&n.keypair, salt, *seq, kind(*text), value, *cas, now), None)
-        }
-        Cmd::GetSigned { salt } => {
-            (node.get_signed(&n.public_key, salt, now), Some(signed::key_for(&n.public_key, salt)))
-        }
-        Cmd::Provide(k) => (node.provide(k.get(), now), None),
-        Cmd::GetProviders(k) => (node.get_providers(k.get(), now), None),
-        Cmd::StopProviding(k) => {
-            node.stop_providing(&k.get());
-            return (None, None);
-        }
-        Cmd::Remove(k) => {
-            node.store_mut().remove(&k.get());
-            return (None, None);
-        }
-    };
-    (Some(started), asked)
-}
-
 /// A finished command's result fits what was asked.
 fn check_outcome<const V: usize>(outcome: &Outcome<V>, asked: Option<Key>, own: NodeId) {
     let peers_ok = |peers: &[Peer]| {
@@ -998,47 +1019,6 @@ fn only_grow(old: &Stats, new: &Stats) {
 /// `KAD_FUZZ_DEBUG=1`: print each operation and the target's state, to read a crash's story.
 static DEBUG: LazyLock<bool> = LazyLock::new(|| std::env::var_os("KAD_FUZZ_DEBUG").is_some());
 
-fn run<
-    const N: usize,
-    const B: usize,
-    const K: usize,
-    const R: usize,
-    const Q: usize,
-    const P: usize,
-    const V: usize,
-    const PV: usize,
-    const E: usize,
->(
-    mut u: Unstructured<'_>,
-    client_mode: bool,
-) {
-    let mut w = World::<N, B, K, R, Q, P, V, PV, E>::new(client_mode);
-    for _ in 0..MAX_OPS {
-        let Ok(op) = Op::arbitrary(&mut u) else { break };
-        if *DEBUG {
-            eprintln!("{op:?}");
-        }
-        w.apply(op);
-        w.check();
-        if u.is_empty() {
-            break;
-        }
-    }
-    w.settle();
-    if *DEBUG {
-        let t = &w.target;
-        eprintln!(
-            "after {:?}: {} contacts, {} records, {} providers, {} requests recorded\n{:?}",
-            w.now,
-            t.routing().len(),
-            t.store().len(),
-            t.providers().len(),
-            w.requests.len(),
-            t.stats()
-        );
-    }
-}
-
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
     let choice = u8::arbitrary(&mut u).unwrap_or(0);
@@ -1046,15 +1026,15 @@ fuzz_target!(|data: &[u8]| {
     match choice % 3 {
         0 => {
             use embedded::*;
-            run::<RECORDS, B, K, R, QUERIES, PENDING, VALUE, PROVIDERS, EVENTS>(u, client_mode)
+            World::<RECORDS, B, K, R, QUERIES, PENDING, VALUE, PROVIDERS, EVENTS>::run(u, client_mode)
         }
         1 => {
             use sim::*;
-            run::<RECORDS, B, K, R, QUERIES, PENDING, VALUE, PROVIDERS, EVENTS>(u, client_mode)
+            World::<RECORDS, B, K, R, QUERIES, PENDING, VALUE, PROVIDERS, EVENTS>::run(u, client_mode)
         }
         _ => {
             use host::*;
-            run::<RECORDS, B, K, R, QUERIES, PENDING, VALUE, PROVIDERS, EVENTS>(u, client_mode)
+            World::<RECORDS, B, K, R, QUERIES, PENDING, VALUE, PROVIDERS, EVENTS>::run(u, client_mode)
         }
     }
 });
