@@ -1,11 +1,12 @@
 //! A live node under hostile input. The target (preset `embedded`, `sim` or `host`, in client
-//! mode or not, chosen by the first byte) sits in a small network of four honest `embedded` nodes; before the input is
-//! read it has contacts, records and a provider record of its own, a get and a find_node in
-//! flight, and a peer's FIND_VALUE waiting for it. The input is then a sequence of operations:
-//! deliver, lose, duplicate, corrupt or re-address the datagrams in flight; send the target
-//! well-formed or raw messages from chosen addresses; answer its outstanding requests with their
-//! transaction ids (well-formed bodies, or raw bytes after a valid header); let time pass; give
-//! it (or a peer) commands. At the end the network runs until every command has finished.
+//! mode or not, chosen by the first byte) sits in a small network of four honest `embedded`
+//! nodes; before the input is read it has contacts, records and a provider record of its own,
+//! a get and a find_node in flight, and a peer's get is in flight too. The input is then a
+//! sequence of operations: deliver, lose, duplicate, corrupt or re-address the datagrams in
+//! flight; send the target well-formed or raw messages from chosen addresses; answer its
+//! outstanding requests with their transaction ids (well-formed bodies, or raw bytes after a
+//! valid header); let time pass; give it (or a peer) commands. At the end the network runs
+//! until every command has finished.
 //!
 //! Checked after every operation, through the public API only: no panic; every `poll_output`
 //! drain ends with `Timeout`, in the future, within a bound set by the capacities; every
