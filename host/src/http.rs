@@ -1,9 +1,15 @@
 //! The HTTP API, in the shape of the Python library's HTTP fork: `POST/GET /dht/{key}` with
 //! PUBLIC or SECURED (ed25519-signed) records, text or bytes (`"encoding": "base64"` or `"hex"`),
 //! an optional bearer token for writes; the read-only views `GET /status`, `GET /metrics` (for
-//! Prometheus, with the relay's counters when a [`Relay`] is attached) and the live dashboard
-//! ([`crate::dashboard`]); and the rule that every error answer, from any route, is JSON
-//! `{"error": "..."}`.
+//! Prometheus, with the listeners' counters and, when a [`Relay`] is attached, the relay's) and
+//! the live dashboard ([`crate::dashboard`]); and the rule that every error answer, from any
+//! route, is JSON `{"error": "..."}`. The listeners' limits (connections, timeouts, requests to
+//! the DHT in flight) are [`crate::listen`]'s; the views never wait behind lookups.
+//!
+//! PUBLIC records are last-writer-wins, as in the Python library: anyone who can reach a node
+//! that holds one can overwrite it, and a later `POST` replaces it everywhere it lands. Use
+//! SECURED records for values that must have an owner: only the holder of the key can replace
+//! them, and only with a higher `seq`.
 //!
 //! SECURED records are BEP 44 records: the URL key is the salt, the record lives at
 //! SHA-1(public key ‖ key), and `sign` is the ed25519 signature of the bencoded
@@ -29,6 +35,7 @@ use serde_json::json;
 
 use crate::dashboard::{self, History};
 use crate::explain;
+use crate::listen::Listeners;
 use crate::node::{Error, Handle, LATENCY_BUCKETS_MS};
 use crate::relay::Relay;
 use crate::value::{Encoding, Value};
@@ -39,30 +46,39 @@ pub const MAX_BODY: usize = 16 * 1024;
 
 /// The whole HTTP surface of a node on one listener, without a write token: the API, the
 /// read-only views and the dashboard at `/`, and with a relay its endpoint at `/relay` and its
-/// counters in `/metrics`. Spawns the dashboard's sampler (needs a tokio runtime).
-pub fn router(handle: Handle, relay: Option<Relay>) -> Router {
+/// counters in `/metrics`; serve it with [`Listeners::serve`]. Spawns the dashboard's sampler
+/// (needs a tokio runtime).
+pub fn router(handle: Handle, relay: Option<Relay>, listeners: &Listeners) -> Router {
     let history = History::spawn(handle.clone());
-    let mut app = api(handle.clone(), None);
+    let mut app = api(handle.clone(), None, listeners);
     if let Some(r) = &relay {
         app = app.merge(r.route());
     }
-    with_json_errors(app.merge(views(handle, relay, history, true)))
+    with_json_errors(app.merge(views(handle, relay, listeners, history, true)))
 }
 
 /// `POST /dht/{key}` and `GET /dht/{key}`. With `token`, a POST must carry
-/// `Authorization: Bearer TOKEN` (reads stay open).
-pub fn api(handle: Handle, token: Option<String>) -> Router {
+/// `Authorization: Bearer TOKEN` (reads stay open). Over `listeners`' `max_pending` requests
+/// in flight, a request is answered 503 at once.
+pub fn api(handle: Handle, token: Option<String>, listeners: &Listeners) -> Router {
     let state = Api { handle, token: token.map(Arc::from) };
     Router::new()
         .route("/dht/{key}", get(get_record).post(post_record))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(listeners.clone(), pending))
         .with_state(state)
 }
 
 /// The read-only views: `GET /status`, `GET /metrics`, and the dashboard (`/dashboard`, its
 /// JSON at `/api/dashboard`, and at `/` too when `dashboard_at_root`).
-pub fn views(handle: Handle, relay: Option<Relay>, history: History, dashboard_at_root: bool) -> Router {
-    let state = Views { handle, relay };
+pub fn views(
+    handle: Handle,
+    relay: Option<Relay>,
+    listeners: &Listeners,
+    history: History,
+    dashboard_at_root: bool,
+) -> Router {
+    let state = Views { handle, relay, listeners: listeners.clone() };
     Router::new()
         .route("/status", get(status))
         .route("/metrics", get(metrics))
@@ -86,6 +102,7 @@ struct Api {
 struct Views {
     handle: Handle,
     relay: Option<Relay>,
+    listeners: Listeners,
 }
 
 /// Body of `POST /dht/{key}`.
@@ -98,7 +115,8 @@ pub struct PostBody {
     pub encoding: Encoding,
     /// Optional, checked against `encoding`: `text` or `bytes`.
     pub kind: Option<String>,
-    /// `PUBLIC` (default) or `SECURED`.
+    /// `PUBLIC` (default: last writer wins, anyone may overwrite it) or `SECURED` (signed:
+    /// only the key's owner may replace it).
     #[serde(default)]
     pub persist_mode: PersistMode,
     /// Required for SECURED.
@@ -112,7 +130,7 @@ pub struct PostBody {
 #[derive(Debug, Default, Deserialize, Serialize, PartialEq, Eq, Clone, Copy)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum PersistMode {
-    /// Anyone may overwrite it.
+    /// Last writer wins, as in the Python library: anyone may overwrite it.
     #[default]
     Public,
     /// Signed: only the key's owner may write, with a higher sequence number.
@@ -348,6 +366,23 @@ async fn get_record(State(api): State<Api>, Path(key): Path<String>, Query(q): Q
     }
 }
 
+/// Answers 503 at once when `max_pending` requests to the DHT are in flight, so that waiting
+/// lookups do not hold every connection.
+async fn pending(State(listeners): State<Listeners>, req: Request, next: Next) -> Response {
+    let Some(_permit) = listeners.try_pending() else {
+        let mut r = problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "busy: {} requests to the DHT are in flight on this node; try again in a moment",
+                listeners.config().max_pending()
+            ),
+        );
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    };
+    next.run(req).await
+}
+
 /// Rewrites error answers that are not JSON yet as `{"error": "..."}`.
 async fn json_errors(req: Request, next: Next) -> Response {
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
@@ -473,6 +508,7 @@ async fn metrics(State(v): State<Views>) -> Response {
     let _ = writeln!(m, "kad_lookup_duration_seconds_bucket{{le=\"+Inf\"}} {}", s.lookups.count);
     let _ = writeln!(m, "kad_lookup_duration_seconds_sum {}", s.lookups.sum_ms as f64 / 1000.0);
     let _ = writeln!(m, "kad_lookup_duration_seconds_count {}", s.lookups.count);
+    v.listeners.stats().write_metrics(&mut m);
     if let Some(relay) = &v.relay {
         relay.stats().write_metrics(&mut m);
     }

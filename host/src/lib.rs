@@ -15,11 +15,13 @@
 pub mod dashboard;
 pub mod explain;
 pub mod http;
+pub mod listen;
 pub mod node;
 pub mod relay;
 pub mod store;
 pub mod value;
 
+pub use listen::{ListenConfig, Listeners};
 pub use node::{Config, Error, Handle, Node, SignedValue, Status};
 pub use relay::{Relay, RelayConfig, RelayStats};
 pub use value::{Encoding, Value};

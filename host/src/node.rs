@@ -1,7 +1,9 @@
 //! The tokio node: one task owns a kad-core `Node` and its UDP socket; cloneable [`Handle`]s
 //! send it commands over a bounded channel and await the results. Back-pressure is kad-core's
 //! policy ([`kad_core::backlog`]): queries wait for a slot in a backlog of [`BACKLOG`], and while
-//! it is full the channel is not read, so senders wait.
+//! it is full the channel is not read, so senders wait. Reads of the node's state (status,
+//! contacts) and stop go through a second channel that is always read: they never queue behind
+//! lookups.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -108,7 +110,8 @@ pub struct Status {
     pub contacts: Vec<kad_core::routing::Contact>,
     /// Records held.
     pub records: usize,
-    /// Bytes of the values held (salts of signed records included).
+    /// Bytes of the values held (salts of signed records included); this and the three
+    /// counts below are at most [`STORE_SUMMARY_EVERY`] old.
     pub record_bytes: usize,
     /// Records held because this node published them.
     pub published: usize,
@@ -157,8 +160,8 @@ pub struct SignedValue {
 
 type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
-enum Command {
-    Query(Box<QueryCommand>),
+/// A command answered at once, on the channel the task always reads.
+enum Control {
     Status(oneshot::Sender<Status>),
     Contacts(oneshot::Sender<Vec<Peer>>),
     Stop(oneshot::Sender<()>),
@@ -194,7 +197,8 @@ enum Waiter {
 /// A cheap, cloneable handle to a running node.
 #[derive(Clone)]
 pub struct Handle {
-    tx: mpsc::Sender<Command>,
+    tx: mpsc::Sender<Box<QueryCommand>>,
+    control: mpsc::Sender<Control>,
     id: NodeId,
     addr: SocketAddr,
 }
@@ -225,20 +229,23 @@ impl Node {
         let clock = Clock::new();
         let core = CoreNode::new(id, config.core, store, &mut rng, clock.now());
         let (tx, rx) = mpsc::channel(config.queue.max(1));
+        let (control, control_rx) = mpsc::channel(CONTROL_QUEUE);
         let task = Task {
             core: Box::new(core),
             socket: Arc::new(socket),
             clock,
             rx,
+            control: control_rx,
             waiters: HashMap::new(),
             backlog: Backlog::new(),
             lookups: Lookups::default(),
             addr,
             last_drop_log: (tokio::time::Instant::now(), 0),
             last_contacts_save: tokio::time::Instant::now(),
+            store_summary: None,
         };
         let task = tokio::spawn(task.run());
-        let handle = Handle { tx, id, addr };
+        let handle = Handle { tx, control, id, addr };
         if !saved.is_empty() {
             let h = handle.clone();
             info!(contacts = saved.len(), "rejoining through saved contacts");
@@ -294,8 +301,14 @@ impl Handle {
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> QueryCommand) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Command::Query(Box::new(make(tx)))).await.map_err(|_| Error::Stopped)?;
+        self.tx.send(Box::new(make(tx))).await.map_err(|_| Error::Stopped)?;
         rx.await.map_err(|_| Error::Stopped)?
+    }
+
+    async fn control<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Control) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.control.send(make(tx)).await.map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)
     }
 
     /// Joins the network through known nodes; returns the number of contacts then known.
@@ -386,26 +399,20 @@ impl Handle {
         }))
     }
 
-    /// A snapshot of the node.
+    /// A snapshot of the node, as it is now; never waits behind queries.
     pub async fn status(&self) -> Result<Status, Error> {
-        let (tx, rx) = oneshot::channel();
-        self.tx.send(Command::Status(tx)).await.map_err(|_| Error::Stopped)?;
-        rx.await.map_err(|_| Error::Stopped)
+        self.control(Control::Status).await
     }
 
-    /// The contacts of the routing table (id and address), as they are now.
+    /// The contacts of the routing table (id and address), as they are now; never waits
+    /// behind queries.
     pub async fn contacts(&self) -> Result<Vec<Peer>, Error> {
-        let (tx, rx) = oneshot::channel();
-        self.tx.send(Command::Contacts(tx)).await.map_err(|_| Error::Stopped)?;
-        rx.await.map_err(|_| Error::Stopped)
+        self.control(Control::Contacts).await
     }
 
-    /// Stops the node; pending commands fail with [`Error::Stopped`].
+    /// Stops the node, even while queries wait; pending commands fail with [`Error::Stopped`].
     pub async fn stop(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.tx.send(Command::Stop(tx)).await.is_ok() {
-            let _ = rx.await;
-        }
+        let _ = self.control(Control::Stop).await;
     }
 }
 
@@ -439,18 +446,50 @@ const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 const RECV_BATCH: usize = 64;
 /// Queries waiting for a free slot; as deep as the channel's default.
 pub const BACKLOG: usize = 1024;
+/// How long the store's summary in [`Status`] (bytes, records by origin) is reused: counting
+/// takes milliseconds with a full store, and status requests may come at any rate.
+pub const STORE_SUMMARY_EVERY: Duration = Duration::from_secs(1);
+/// Status, contacts and stop requests that may wait for the task's next turn before senders
+/// wait (all waiting ones are answered in one turn, with one status computed for all).
+const CONTROL_QUEUE: usize = 256;
 
 struct Task {
     core: Box<CoreNode>,
     socket: Arc<UdpSocket>,
     clock: Clock,
-    rx: mpsc::Receiver<Command>,
+    rx: mpsc::Receiver<Box<QueryCommand>>,
+    control: mpsc::Receiver<Control>,
     backlog: Backlog<Box<QueryCommand>, BACKLOG>,
     waiters: HashMap<QueryId, Waiter>,
     lookups: Lookups,
     addr: SocketAddr,
     last_drop_log: (tokio::time::Instant, u64),
     last_contacts_save: tokio::time::Instant,
+    store_summary: Option<(tokio::time::Instant, StoreSummary)>,
+}
+
+/// Bytes and records by origin in the store, counted in one pass.
+#[derive(Clone, Copy, Default)]
+struct StoreSummary {
+    bytes: usize,
+    published: usize,
+    replicas: usize,
+    cached: usize,
+}
+
+impl StoreSummary {
+    fn of(store: &HostStore) -> StoreSummary {
+        let mut s = StoreSummary::default();
+        for r in store.iter() {
+            s.bytes += r.data.len();
+            match r.origin {
+                kad_core::Origin::Publisher => s.published += 1,
+                kad_core::Origin::Replica => s.replicas += 1,
+                kad_core::Origin::Cache => s.cached += 1,
+            }
+        }
+        s
+    }
 }
 
 impl Task {
@@ -476,14 +515,20 @@ impl Task {
                     }
                     Err(e) => debug!(error = %e, "recv_from"),
                 },
-                cmd = self.rx.recv(), if self.backlog.has_room() => match cmd {
+                ctl = self.control.recv() => match ctl {
                     None => break,
-                    Some(Command::Stop(done)) => {
-                        self.save_contacts();
-                        let _ = done.send(());
-                        break;
+                    Some(first) => {
+                        if let Some(done) = self.answer(first) {
+                            self.save_contacts();
+                            let _ = done.send(());
+                            break;
+                        }
                     }
-                    Some(cmd) => self.command(cmd),
+                },
+                // Cannot overflow the backlog: the channel is read only while it has room.
+                q = self.rx.recv(), if self.backlog.has_room() => match q {
+                    None => break,
+                    Some(q) => drop(self.backlog.push(q)),
                 },
                 _ = tokio::time::sleep_until(self.clock.to_tokio(wake)) => self.core.handle_timeout(self.clock.now()),
             }
@@ -556,17 +601,24 @@ impl Task {
         }
     }
 
-    /// Queries join the backlog; the rest is answered at once.
-    fn command(&mut self, cmd: Command) {
-        match cmd {
-            // Cannot be full: the loop reads the channel only while the backlog has room.
-            Command::Query(q) => drop(self.backlog.push(q)),
-            Command::Status(r) => drop(r.send(self.status())),
-            Command::Contacts(r) => {
-                drop(r.send(self.core.routing().iter().map(|c| Peer { id: c.id, addr: c.addr }).collect()))
+    /// Answers `first` and the control requests waiting behind it (at most [`CONTROL_QUEUE`]),
+    /// computing the status once for all who asked; returns the stop request, if one came
+    /// (those after it are dropped).
+    fn answer(&mut self, first: Control) -> Option<oneshot::Sender<()>> {
+        let mut status: Option<Status> = None;
+        let mut next = Some(first);
+        for _ in 0..CONTROL_QUEUE {
+            let Some(ctl) = next else { break };
+            match ctl {
+                Control::Status(r) => drop(r.send(status.get_or_insert_with(|| self.status()).clone())),
+                Control::Contacts(r) => drop(
+                    r.send(self.core.routing().iter().map(|c| Peer { id: c.id, addr: c.addr }).collect()),
+                ),
+                Control::Stop(done) => return Some(done),
             }
-            Command::Stop(_) => {}
+            next = self.control.try_recv().ok();
         }
+        None
     }
 
     fn start_waiting(&mut self) {
@@ -652,9 +704,16 @@ impl Task {
         }
     }
 
-    fn status(&self) -> Status {
+    fn status(&mut self) -> Status {
         let store = self.core.store();
-        let count = |o| store.iter().filter(|r| r.origin == o).count();
+        let summary = match self.store_summary {
+            Some((at, s)) if at.elapsed() < STORE_SUMMARY_EVERY => s,
+            _ => {
+                let s = StoreSummary::of(store);
+                self.store_summary = Some((tokio::time::Instant::now(), s));
+                s
+            }
+        };
         Status {
             id: self.core.id(),
             addr: self.addr,
@@ -662,10 +721,10 @@ impl Task {
             buckets: self.core.routing().bucket_sizes().collect(),
             contacts: self.core.routing().iter().copied().collect(),
             records: store.len(),
-            record_bytes: store.iter().map(|r| r.data.len()).sum(),
-            published: count(kad_core::Origin::Publisher),
-            replicas: count(kad_core::Origin::Replica),
-            cached: count(kad_core::Origin::Cache),
+            record_bytes: summary.bytes,
+            published: summary.published,
+            replicas: summary.replicas,
+            cached: summary.cached,
             providers: self.core.providers().len(),
             persistent: store.is_persistent(),
             stats: *self.core.stats(),

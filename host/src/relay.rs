@@ -10,35 +10,41 @@
 //! | rule | on breach |
 //! |---|---|
 //! | a frame must decode as a relay frame | closed, 1003 "not a relay frame" |
-//! | a frame is at most [`kad_core::frame::MAX_FRAME`] bytes (datagram ≤ 1200) | closed, 1009 |
+//! | a frame is at most [`kad_core::frame::MAX_FRAME`] bytes (datagram ≤ 1200), checked by the WebSocket layer before the frame is read | closed, 1009 |
 //! | the datagram must decode as a kad message ([`kad_core::wire::decode`]) | refused |
-//! | requests go only to trusted destinations: this node's routing table, its bootstrap list and itself, and addresses named in Nodes/Providers replies relayed to this connection from a trusted source | refused |
+//! | requests go only to kad nodes: this node, its bootstrap list and its routing table, and addresses the relay verified itself | refused |
+//! | an address named in a Nodes/Providers reply relayed to this connection from a kad node is verified before anything is sent to it: the relay pings it from a socket of its own and waits for the Pong from that address (the frame is held meanwhile); the verdict is remembered for `verified_ttl` in a table of `max_verified` | refused if no Pong came |
+//! | verification pings per second: `verify_per_sec` in all, `verify_per_sec_per_connection` per connection; at most `max_held` frames held per connection | refused |
 //! | replies also go to addresses that sent this connection a valid request | refused |
 //! | per-connection packets/s and bytes/s (token buckets, one second of burst) | refused |
 //! | more than `max_refused` refusals in a burst (refilled one per second) | closed, 1008 |
 //! | at most `max_connections` connections | closed at once, 1013 |
+//! | at most `max_per_ip` connections from one IPv4 address or IPv6 /64 (loopback exempt unless `limit_loopback`) | closed at once, 1008 |
 //! | no frame either way for `idle_timeout` | closed, 1000 "idle" |
 //!
 //! Datagrams arriving at a connection's UDP socket are forwarded to the browser only if they
 //! decode as kad messages, within the same rates (excess is dropped, never held against the
 //! browser). A closed connection never disturbs the others. Everything is counted in
-//! [`RelayStats`], which `/metrics` exports.
+//! [`RelayStats`], which `/metrics` exports. The relay needs the client's address: serve it
+//! with [`crate::Listeners::serve`] (or axum's `into_make_service_with_connect_info`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use kad_core::frame::{self, Frame, MAX_FRAME, MAX_HELLO};
-use kad_core::wire::{self, Body, MAX_DATAGRAM};
-use kad_core::PeerAddr;
+use kad_core::wire::{self, Body, Flags, Header, TxId, MAX_DATAGRAM, VERSION};
+use kad_core::{NodeId, PeerAddr};
 use tokio::net::UdpSocket;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
@@ -68,6 +74,25 @@ pub struct RelayConfig {
     /// How old the snapshot of the routing table may be before an unknown destination makes
     /// the relay take a new one. Default 1 s.
     pub trust_refresh: Duration,
+    /// Connections at once from one IPv4 address or IPv6 /64. Default 8.
+    pub max_per_ip: usize,
+    /// Apply `max_per_ip` to loopback clients too (a reverse proxy on the same machine makes
+    /// every browser a loopback client, so they are exempt by default). Default false.
+    pub limit_loopback: bool,
+    /// How long the relay waits for the Pong of an address it verifies. Default 1 s.
+    pub verify_timeout: Duration,
+    /// How long a verification (passed or failed) is remembered. Default 10 min.
+    pub verified_ttl: Duration,
+    /// Verifications remembered; the oldest is forgotten first. Default 4096.
+    pub max_verified: usize,
+    /// Verification pings per second, all connections together (one second of burst).
+    /// Default 50.
+    pub verify_per_sec: u32,
+    /// Verification pings per second one connection may cause (one second of burst).
+    /// Default 10.
+    pub verify_per_sec_per_connection: u32,
+    /// Frames a connection may have waiting for their destination's verification. Default 32.
+    pub max_held: usize,
 }
 
 impl Default for RelayConfig {
@@ -82,6 +107,14 @@ impl Default for RelayConfig {
             idle_timeout: Duration::from_secs(600),
             max_learned: 4096,
             trust_refresh: Duration::from_secs(1),
+            max_per_ip: 8,
+            limit_loopback: false,
+            verify_timeout: Duration::from_secs(1),
+            verified_ttl: Duration::from_secs(600),
+            max_verified: 4096,
+            verify_per_sec: 50,
+            verify_per_sec_per_connection: 10,
+            max_held: 32,
         }
     }
 }
@@ -97,6 +130,11 @@ pub enum Refusal {
     NotKad,
     /// From the browser: a destination the relay has no reason to trust.
     Untrusted,
+    /// From the browser: a destination that did not answer the relay's verification ping.
+    Unverified,
+    /// From the browser: a destination to verify while over the verification pings/s or
+    /// `max_held` (not sent, no ping).
+    VerifyLimit,
     /// From the browser: over the connection's packets/s or bytes/s.
     RateLimited,
     /// From the network: not a valid kad message (dropped).
@@ -105,19 +143,24 @@ pub enum Refusal {
     InboundRateLimited,
     /// A connection over `max_connections` (closed at once).
     TooManyConnections,
+    /// A connection over `max_per_ip` (closed at once).
+    TooManyFromIp,
 }
 
 impl Refusal {
     /// Every reason, in the order of [`RelayStats::refused`].
-    pub const ALL: [Refusal; 8] = [
+    pub const ALL: [Refusal; 11] = [
         Refusal::Malformed,
         Refusal::Oversize,
         Refusal::NotKad,
         Refusal::Untrusted,
+        Refusal::Unverified,
+        Refusal::VerifyLimit,
         Refusal::RateLimited,
         Refusal::InboundNotKad,
         Refusal::InboundRateLimited,
         Refusal::TooManyConnections,
+        Refusal::TooManyFromIp,
     ];
 
     /// The label used in metrics.
@@ -127,10 +170,13 @@ impl Refusal {
             Refusal::Oversize => "oversize",
             Refusal::NotKad => "not_kad",
             Refusal::Untrusted => "untrusted_destination",
+            Refusal::Unverified => "unverified_destination",
+            Refusal::VerifyLimit => "verify_limit",
             Refusal::RateLimited => "rate_limit",
             Refusal::InboundNotKad => "inbound_not_kad",
             Refusal::InboundRateLimited => "inbound_rate_limit",
             Refusal::TooManyConnections => "max_connections",
+            Refusal::TooManyFromIp => "max_per_ip",
         }
     }
 
@@ -158,8 +204,12 @@ pub struct RelayStats {
     pub bytes_to_network: u64,
     /// Datagram bytes relayed from the network to browsers.
     pub bytes_to_browser: u64,
+    /// Verification pings sent.
+    pub verify_pings: u64,
+    /// Verifications that got their Pong.
+    pub verified: u64,
     /// Frames refused, by reason, in the order of [`Refusal::ALL`].
-    pub refused: [u64; 8],
+    pub refused: [u64; 11],
 }
 
 impl RelayStats {
@@ -196,6 +246,11 @@ impl RelayStats {
             "# HELP kad_relay_bytes_total Datagram bytes relayed, by direction.\n# TYPE kad_relay_bytes_total counter\nkad_relay_bytes_total{{direction=\"to_network\"}} {}\nkad_relay_bytes_total{{direction=\"to_browser\"}} {}",
             self.bytes_to_network, self.bytes_to_browser
         );
+        let _ = writeln!(
+            m,
+            "# HELP kad_relay_verify_total Verification pings of addresses named in replies, by result.\n# TYPE kad_relay_verify_total counter\nkad_relay_verify_total{{result=\"sent\"}} {}\nkad_relay_verify_total{{result=\"answered\"}} {}",
+            self.verify_pings, self.verified
+        );
         let _ = writeln!(m, "# HELP kad_relay_refused_total Frames refused, by reason.\n# TYPE kad_relay_refused_total counter");
         for (r, n) in Refusal::ALL.iter().zip(self.refused) {
             let _ = writeln!(m, "kad_relay_refused_total{{reason=\"{}\"}} {n}", r.name());
@@ -213,7 +268,9 @@ struct Counters {
     frames_in: AtomicU64,
     bytes_out: AtomicU64,
     bytes_in: AtomicU64,
-    refused: [AtomicU64; 8],
+    verify_pings: AtomicU64,
+    verified: AtomicU64,
+    refused: [AtomicU64; 11],
 }
 
 impl Counters {
@@ -235,6 +292,11 @@ struct Shared {
     seeds: Vec<PeerAddr>,
     table: RwLock<Snapshot>,
     refresh: tokio::sync::Mutex<()>,
+    verifier: Mutex<Verifier>,
+    /// The id in the relay's verification pings (sent as a client: nobody adds it).
+    ping_id: NodeId,
+    /// Connections open per IPv4 address or IPv6 /64.
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
     counters: Counters,
 }
 
@@ -253,6 +315,18 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
     }
 }
 
+/// The unit of `max_per_ip`: an IPv4 address, or the /64 of an IPv6 one.
+fn ip_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let mut o = v6.octets();
+            o[8..].fill(0);
+            IpAddr::V6(o.into())
+        }
+        v4 => v4,
+    }
+}
+
 impl Relay {
     /// A relay in front of the node behind `handle`, whose bootstrap list is `bootstrap`.
     pub fn new(handle: Handle, bootstrap: &[SocketAddr], config: RelayConfig) -> Relay {
@@ -264,6 +338,7 @@ impl Relay {
             }
         }
         let udp_ip = config.udp_ip.unwrap_or_else(|| handle.addr().ip());
+        let verifier = Mutex::new(Verifier::new(&config));
         Relay {
             shared: Arc::new(Shared {
                 handle,
@@ -272,6 +347,9 @@ impl Relay {
                 seeds,
                 table: RwLock::new(Snapshot { addrs: HashSet::new(), taken: None }),
                 refresh: tokio::sync::Mutex::new(()),
+                verifier,
+                ping_id: NodeId::from_bytes(rand::random()),
+                per_ip: Mutex::new(HashMap::new()),
                 counters: Counters::default(),
             }),
         }
@@ -300,8 +378,15 @@ impl Relay {
             frames_to_browser: get(&c.frames_in),
             bytes_to_network: get(&c.bytes_out),
             bytes_to_browser: get(&c.bytes_in),
+            verify_pings: get(&c.verify_pings),
+            verified: get(&c.verified),
             refused: std::array::from_fn(|i| get(&c.refused[i])),
         }
+    }
+
+    /// The largest frame a connection may send.
+    fn max_frame(&self) -> usize {
+        MAX_FRAME - MAX_DATAGRAM + self.shared.config.max_datagram.min(MAX_DATAGRAM)
     }
 
     /// True if `addr` is this node, in its bootstrap list or in its routing table (taking a new
@@ -329,7 +414,23 @@ impl Relay {
         found
     }
 
-    async fn connection(self, mut ws: WebSocket) {
+    /// Takes a place for a connection from `ip`, or `None` when it has `max_per_ip` already.
+    fn ip_slot(&self, ip: IpAddr) -> Option<IpSlot<'_>> {
+        let s = &self.shared;
+        if ip.to_canonical().is_loopback() && !s.config.limit_loopback {
+            return Some(IpSlot { map: &s.per_ip, key: None });
+        }
+        let key = ip_key(ip);
+        let mut map = s.per_ip.lock().expect("not poisoned");
+        let n = map.entry(key).or_insert(0);
+        if *n >= s.config.max_per_ip {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot { map: &s.per_ip, key: Some(key) })
+    }
+
+    async fn connection(self, mut ws: WebSocket, client: IpAddr) {
         let s = &self.shared;
         let c = &s.counters;
         let open = c.open.fetch_add(1, Ordering::AcqRel) + 1;
@@ -337,14 +438,20 @@ impl Relay {
         if open > s.config.max_connections {
             c.refuse(Refusal::TooManyConnections);
             let reason = format!("relay full: {} connections", s.config.max_connections);
-            close(&mut ws, 1013, &reason).await;
+            close(&mut ws, 1013, &reason, true).await;
             return;
         }
+        let Some(_ip_slot) = self.ip_slot(client) else {
+            c.refuse(Refusal::TooManyFromIp);
+            let reason = format!("too many connections from {client}: at most {}", s.config.max_per_ip);
+            close(&mut ws, 1008, &reason, true).await;
+            return;
+        };
         c.total.fetch_add(1, Ordering::Relaxed);
         let udp = match UdpSocket::bind((s.udp_ip, 0)).await {
             Ok(u) => u,
             Err(e) => {
-                close(&mut ws, 1011, &format!("cannot open a UDP socket: {e}")).await;
+                close(&mut ws, 1011, &format!("cannot open a UDP socket: {e}"), true).await;
                 return;
             }
         };
@@ -359,24 +466,25 @@ impl Relay {
         }
         debug!(udp = %local, "relay connection opened");
         let mut conn = Conn::new(&s.config);
+        // Frames waiting for their destination's verification: (destination, verified, datagram).
+        let mut held: JoinSet<(PeerAddr, bool, axum::body::Bytes)> = JoinSet::new();
         let mut buf = vec![0u8; MAX_DATAGRAM + 1];
         let mut last_frame = Instant::now();
         let outcome = loop {
             let idle_at = last_frame + s.config.idle_timeout;
             tokio::select! {
                 msg = ws.recv() => match msg {
-                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
+                    None | Some(Ok(Message::Close(_))) => break None,
+                    Some(Err(e)) => break self.read_error(e),
                     Some(Ok(Message::Binary(bytes))) => {
                         last_frame = Instant::now();
-                        match self.outbound(&mut conn, &bytes).await {
-                            Ok(Some((to, range))) => {
-                                let payload = &bytes[range];
-                                if udp.send_to(payload, SocketAddr::from(to)).await.is_ok() {
-                                    c.frames_out.fetch_add(1, Ordering::Relaxed);
-                                    c.bytes_out.fetch_add(payload.len() as u64, Ordering::Relaxed);
-                                }
+                        match self.outbound(&mut conn, held.len(), &bytes).await {
+                            Ok(Out::Send(to, range)) => self.send(&udp, to, &bytes[range]).await,
+                            Ok(Out::Hold(to, range, verdict)) => {
+                                let payload = bytes.slice(range);
+                                held.spawn(async move { (to, settled(verdict).await, payload) });
                             }
-                            Ok(None) => {}
+                            Ok(Out::Refused) => {}
                             Err(close) => break Some(close),
                         }
                     }
@@ -386,6 +494,14 @@ impl Relay {
                     }
                     Some(Ok(_)) => {} // ping and pong: answered by the WebSocket layer
                 },
+                Some(done) = held.join_next(), if !held.is_empty() => {
+                    let Ok((to, verified, payload)) = done else { continue };
+                    if verified {
+                        self.send(&udp, to, &payload).await;
+                    } else if let Err(close) = self.refuse(&mut conn, Refusal::Unverified, to) {
+                        break Some(close);
+                    }
+                }
                 r = udp.recv_from(&mut buf) => {
                     let Ok((n, from)) = r else { continue };
                     if let Some(out) = self.inbound(&mut conn, PeerAddr::from(from), &buf[..n]) {
@@ -400,7 +516,7 @@ impl Relay {
                 _ = tokio::time::sleep_until(idle_at) => {
                     c.closed_idle.fetch_add(1, Ordering::Relaxed);
                     let secs = s.config.idle_timeout.as_secs_f64();
-                    break Some(Close { code: 1000, reason: format!("idle for {secs} s"), misbehaving: false });
+                    break Some(Close { code: 1000, reason: format!("idle for {secs} s"), misbehaving: false, readable: true });
                 }
             }
         };
@@ -409,25 +525,51 @@ impl Relay {
                 c.closed_misbehaving.fetch_add(1, Ordering::Relaxed);
                 info!(udp = %local, reason = %cl.reason, "relay closed a misbehaving connection");
             }
-            close(&mut ws, cl.code, &cl.reason).await;
+            close(&mut ws, cl.code, &cl.reason, cl.readable).await;
         }
         debug!(udp = %local, "relay connection closed");
     }
 
-    /// Checks a frame from the browser: `Ok(Some((to, payload range)))` to send it,
-    /// `Ok(None)` if refused (and counted), `Err` to close the connection.
-    async fn outbound(
-        &self,
-        conn: &mut Conn,
-        bytes: &[u8],
-    ) -> Result<Option<(PeerAddr, std::ops::Range<usize>)>, Close> {
-        let s = &self.shared;
-        let max_frame = MAX_FRAME - MAX_DATAGRAM + s.config.max_datagram.min(MAX_DATAGRAM);
-        if bytes.len() > max_frame {
-            s.counters.refuse(Refusal::Oversize);
-            let reason = format!("frame of {} bytes is over the limit of {max_frame} bytes", bytes.len());
-            return Err(Close::misbehaving(1009, reason));
+    /// Sends a datagram from the connection's socket, counted.
+    async fn send(&self, udp: &UdpSocket, to: PeerAddr, payload: &[u8]) {
+        let c = &self.shared.counters;
+        if udp.send_to(payload, SocketAddr::from(to)).await.is_ok() {
+            c.frames_out.fetch_add(1, Ordering::Relaxed);
+            c.bytes_out.fetch_add(payload.len() as u64, Ordering::Relaxed);
         }
+    }
+
+    /// A read error of the WebSocket: an oversize frame (seen by the WebSocket layer from its
+    /// header, before its payload is read) closes with 1009; any other just ends the connection.
+    fn read_error(&self, e: axum::Error) -> Option<Close> {
+        use tungstenite::error::{CapacityError, Error as WsError};
+        let e = e.into_inner();
+        let Some(WsError::Capacity(CapacityError::MessageTooLong { size, max_size })) = e.downcast_ref()
+        else {
+            debug!(error = %e, "relay connection failed");
+            return None;
+        };
+        self.shared.counters.refuse(Refusal::Oversize);
+        let reason = format!("frame of {size} bytes is over the limit of {max_size} bytes");
+        // The rest of the frame is still unread: no close handshake, only the close frame.
+        Some(Close { code: 1009, reason, misbehaving: true, readable: false })
+    }
+
+    /// Counts a refused frame; `Err` to close the connection when it has had too many.
+    fn refuse(&self, conn: &mut Conn, refusal: Refusal, to: PeerAddr) -> Result<(), Close> {
+        self.shared.counters.refuse(refusal);
+        debug!(%to, reason = refusal.name(), "relay refused a frame");
+        if !conn.strikes.take(1.0) {
+            let reason = format!("too many refused frames (last: {})", refusal.name());
+            return Err(Close::misbehaving(1008, reason));
+        }
+        Ok(())
+    }
+
+    /// Checks a frame from the browser: where it goes now, or once its destination is
+    /// verified; refused (and counted); or `Err` to close the connection.
+    async fn outbound(&self, conn: &mut Conn, held: usize, bytes: &[u8]) -> Result<Out, Close> {
+        let s = &self.shared;
         let (to, payload) = match frame::decode(bytes) {
             Ok(Frame::Datagram { peer, payload }) => (peer, payload),
             Ok(Frame::Hello { .. }) | Err(_) => {
@@ -435,35 +577,97 @@ impl Relay {
                 return Err(Close::misbehaving(1003, "not a relay frame".into()));
             }
         };
-        let refusal = match wire::decode(payload) {
-            Err(_) => Some(Refusal::NotKad),
+        let range = bytes.len() - payload.len()..bytes.len();
+        let route = match wire::decode(payload) {
+            Err(_) => Route::Refuse(Refusal::NotKad),
             Ok(msg) => {
-                let learned = conn.learned.get(&to).copied();
-                let ok = match learned {
-                    Some(Trust::Full) => true,
-                    Some(Trust::ReplyOnly) if !msg.body.is_request() => true,
-                    _ => self.trusted_by_node(&to).await,
-                };
-                if !ok {
-                    Some(Refusal::Untrusted)
-                } else if !conn.out.take(payload.len()) {
-                    Some(Refusal::RateLimited)
+                let learned = conn.learned.get(&to).copied().unwrap_or_default();
+                if (learned.asked && !msg.body.is_request()) || self.trusted_by_node(&to).await {
+                    Route::Go
                 } else {
-                    None
+                    match s.verifier.lock().expect("not poisoned").verdict(&to) {
+                        Some(true) => Route::Go,
+                        Some(false) => Route::Refuse(Refusal::Unverified),
+                        None if learned.named => Route::Verify,
+                        None => Route::Refuse(Refusal::Untrusted),
+                    }
                 }
             }
         };
-        let Some(refusal) = refusal else {
-            let start = bytes.len() - payload.len();
-            return Ok(Some((to, start..bytes.len())));
+        let route = match route {
+            Route::Go | Route::Verify if !conn.out.take(payload.len()) => Route::Refuse(Refusal::RateLimited),
+            r => r,
         };
-        s.counters.refuse(refusal);
-        debug!(%to, reason = refusal.name(), "relay refused a frame");
-        if !conn.strikes.take(1.0) {
-            let reason = format!("too many refused frames (last: {})", refusal.name());
-            return Err(Close::misbehaving(1008, reason));
+        match route {
+            Route::Go => Ok(Out::Send(to, range)),
+            Route::Verify => {
+                match (held < s.config.max_held).then(|| self.verify(to, &mut conn.pings)).flatten() {
+                    Some(verdict) => Ok(Out::Hold(to, range, verdict)),
+                    None => self.refuse(conn, Refusal::VerifyLimit, to).map(|()| Out::Refused),
+                }
+            }
+            Route::Refuse(r) => self.refuse(conn, r, to).map(|()| Out::Refused),
         }
-        Ok(None)
+    }
+
+    /// The verdict on `to` to come: joins the verification under way, or starts one if the
+    /// connection's and the relay's ping allowances have room (`None` if not).
+    fn verify(&self, to: PeerAddr, conn_pings: &mut Bucket) -> Option<watch::Receiver<Option<bool>>> {
+        let mut v = self.shared.verifier.lock().expect("not poisoned");
+        if let Some(rx) = v.pending.get(&to) {
+            return Some(rx.clone());
+        }
+        conn_pings.refill();
+        v.pings.refill();
+        if conn_pings.tokens < 1.0 || v.pings.tokens < 1.0 {
+            return None;
+        }
+        conn_pings.tokens -= 1.0;
+        v.pings.tokens -= 1.0;
+        let (tx, rx) = watch::channel(None);
+        v.pending.insert(to, rx.clone());
+        let relay = self.clone();
+        tokio::spawn(async move {
+            let ok = relay.round_trip(to).await;
+            let s = &relay.shared;
+            s.verifier.lock().expect("not poisoned").remember(to, ok, &s.config);
+            if ok {
+                s.counters.verified.fetch_add(1, Ordering::Relaxed);
+            }
+            let _ = tx.send(Some(ok));
+        });
+        Some(rx)
+    }
+
+    /// Pings `to` from a socket of the relay's own; true if its Pong came back from `to`
+    /// within `verify_timeout`.
+    async fn round_trip(&self, to: PeerAddr) -> bool {
+        let s = &self.shared;
+        let to_addr = SocketAddr::from(to);
+        let Ok(sock) = UdpSocket::bind((s.udp_ip, 0)).await else { return false };
+        // Connected: only `to` can answer, and a closed port fails at once.
+        if sock.connect(to_addr).await.is_err() {
+            return false;
+        }
+        let txid = TxId(rand::random());
+        let header = Header { version: VERSION, txid, sender: s.ping_id, flags: Flags(Flags::CLIENT) };
+        let mut buf = [0u8; MAX_DATAGRAM + 1];
+        let Ok(n) = wire::encode(&wire::Message { header, body: Body::Ping }, &mut buf) else { return false };
+        if sock.send(&buf[..n]).await.is_err() {
+            return false;
+        }
+        s.counters.verify_pings.fetch_add(1, Ordering::Relaxed);
+        let deadline = Instant::now() + s.config.verify_timeout;
+        loop {
+            let Ok(Ok(n)) = tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await else {
+                return false;
+            };
+            if wire::decode(&buf[..n])
+                .is_ok_and(|m| m.header.txid == txid && matches!(m.body, Body::Pong { .. }))
+            {
+                return true;
+            }
+        }
     }
 
     /// Checks a datagram from the network; returns the frame to send to the browser.
@@ -477,18 +681,16 @@ impl Relay {
             s.counters.refuse(Refusal::InboundRateLimited);
             return None;
         }
-        let from_trusted = conn.learned.get(&from) == Some(&Trust::Full)
-            || s.seeds.contains(&from)
-            || s.table.read().expect("not poisoned").addrs.contains(&from);
+        let from_kad_node = s.seeds.contains(&from)
+            || s.table.read().expect("not poisoned").addrs.contains(&from)
+            || s.verifier.lock().expect("not poisoned").verdict(&from) == Some(true);
         let max = s.config.max_learned;
         match &msg.body {
-            Body::Nodes { contacts } if from_trusted => conn.learn(contacts.iter().map(|p| p.addr), max),
-            Body::Providers { providers, closer } if from_trusted => {
+            Body::Nodes { contacts } if from_kad_node => conn.learn(contacts.iter().map(|p| p.addr), max),
+            Body::Providers { providers, closer } if from_kad_node => {
                 conn.learn(providers.iter().chain(closer.iter()).map(|p| p.addr), max)
             }
-            body if body.is_request() && conn.learned.len() < max => {
-                conn.learned.entry(from).or_insert(Trust::ReplyOnly);
-            }
+            body if body.is_request() => conn.asked(from, max),
             _ => {}
         }
         let mut out = vec![0u8; MAX_FRAME];
@@ -498,18 +700,38 @@ impl Relay {
     }
 }
 
-async fn upgrade(State(relay): State<Relay>, ws: WebSocketUpgrade) -> Response {
-    // The WebSocket layer accepts messages well over the frame limit, so that an oversize
-    // frame reaches the relay's rule (and its close reason) instead of failing the connection.
-    ws.max_message_size(64 * 1024)
-        .max_frame_size(64 * 1024)
-        .on_upgrade(move |socket| relay.connection(socket))
+/// The verdict a verification settled on (false if it was dropped).
+async fn settled(mut verdict: watch::Receiver<Option<bool>>) -> bool {
+    verdict.wait_for(Option::is_some).await.is_ok_and(|v| *v == Some(true))
 }
 
-async fn close(ws: &mut WebSocket, code: u16, reason: &str) {
+async fn upgrade(
+    State(relay): State<Relay>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    // The WebSocket layer refuses a larger frame from its header, before reading it; the
+    // relay turns that into its 1009 close.
+    let max = relay.max_frame();
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| relay.connection(socket, client.ip()))
+}
+
+/// How long a connection closed in the middle of a frame stays open after its close frame,
+/// so that the client reads it before the socket goes.
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
+
+/// Sends a close frame; if the connection is `readable`, waits (bounded) for the client's
+/// close, otherwise for [`CLOSE_GRACE`].
+async fn close(ws: &mut WebSocket, code: u16, reason: &str, readable: bool) {
     // Close reasons are limited to 123 bytes by the protocol.
     let reason: String = reason.chars().take(120).collect();
     let _ = ws.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+    if !readable {
+        tokio::time::sleep(CLOSE_GRACE).await;
+        return;
+    }
     // Give the close handshake a moment, bounded.
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         while let Some(Ok(m)) = ws.recv().await {
@@ -529,32 +751,72 @@ impl Drop for Slot<'_> {
     }
 }
 
+/// A connection's place in `per_ip` (`key` is `None` for an exempt client).
+struct IpSlot<'a> {
+    map: &'a Mutex<HashMap<IpAddr, usize>>,
+    key: Option<IpAddr>,
+}
+
+impl Drop for IpSlot<'_> {
+    fn drop(&mut self) {
+        let Some(key) = self.key else { return };
+        let mut map = self.map.lock().expect("not poisoned");
+        if let Some(n) = map.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&key);
+            }
+        }
+    }
+}
+
 struct Close {
     code: u16,
     reason: String,
     misbehaving: bool,
+    /// The connection can still be read (false in the middle of an oversize frame).
+    readable: bool,
 }
 
 impl Close {
     fn misbehaving(code: u16, reason: String) -> Close {
-        Close { code, reason, misbehaving: true }
+        Close { code, reason, misbehaving: true, readable: true }
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Trust {
-    /// Named in a reply: may receive requests and replies.
-    Full,
-    /// Sent this connection a request: may receive replies.
-    ReplyOnly,
+/// Where a frame from the browser goes.
+enum Route {
+    Go,
+    Verify,
+    Refuse(Refusal),
 }
 
-/// One connection's state: what it learned, and its rate allowances.
+/// What to do with a frame from the browser.
+enum Out {
+    /// Send the datagram at this range of the frame.
+    Send(PeerAddr, std::ops::Range<usize>),
+    /// Send it once the destination's verification settles, if it passed.
+    Hold(PeerAddr, std::ops::Range<usize>, watch::Receiver<Option<bool>>),
+    /// Refused (counted).
+    Refused,
+}
+
+/// What a connection learned about an address.
+#[derive(Clone, Copy, Debug, Default)]
+struct Learned {
+    /// Named in a reply from a kad node: may be verified, then receive requests.
+    named: bool,
+    /// Sent this connection a request: may receive replies.
+    asked: bool,
+}
+
+/// One connection's state: what it learned, and its allowances.
 struct Conn {
-    learned: HashMap<PeerAddr, Trust>,
+    learned: HashMap<PeerAddr, Learned>,
     out: Rate,
     inb: Rate,
     strikes: Bucket,
+    pings: Bucket,
 }
 
 impl Conn {
@@ -564,15 +826,67 @@ impl Conn {
             out: Rate::new(c),
             inb: Rate::new(c),
             strikes: Bucket::new(1.0, c.max_refused.max(1) as f64),
+            pings: Bucket::per_second(c.verify_per_sec_per_connection),
         }
     }
 
+    /// Remembers addresses named in a reply (up to `max` addresses in all).
     fn learn(&mut self, addrs: impl Iterator<Item = PeerAddr>, max: usize) {
         for a in addrs {
             if self.learned.len() >= max && !self.learned.contains_key(&a) {
                 return;
             }
-            self.learned.insert(a, Trust::Full);
+            self.learned.entry(a).or_default().named = true;
+        }
+    }
+
+    /// Remembers an address that sent a request (up to `max` addresses in all).
+    fn asked(&mut self, from: PeerAddr, max: usize) {
+        if self.learned.len() < max || self.learned.contains_key(&from) {
+            self.learned.entry(from).or_default().asked = true;
+        }
+    }
+}
+
+/// The relay's verifications: verdicts remembered for `verified_ttl` (at most `max_verified`,
+/// the oldest forgotten first), those under way, and the relay-wide ping allowance.
+struct Verifier {
+    known: HashMap<PeerAddr, (bool, Instant)>,
+    order: VecDeque<(PeerAddr, Instant)>,
+    pending: HashMap<PeerAddr, watch::Receiver<Option<bool>>>,
+    pings: Bucket,
+    ttl: Duration,
+}
+
+impl Verifier {
+    fn new(c: &RelayConfig) -> Verifier {
+        Verifier {
+            known: HashMap::new(),
+            order: VecDeque::new(),
+            pending: HashMap::new(),
+            pings: Bucket::per_second(c.verify_per_sec),
+            ttl: c.verified_ttl,
+        }
+    }
+
+    /// The remembered verdict on `addr`, if not older than `verified_ttl`.
+    fn verdict(&self, addr: &PeerAddr) -> Option<bool> {
+        self.known.get(addr).filter(|(_, at)| at.elapsed() < self.ttl).map(|(ok, _)| *ok)
+    }
+
+    fn remember(&mut self, addr: PeerAddr, ok: bool, c: &RelayConfig) {
+        self.pending.remove(&addr);
+        let now = Instant::now();
+        self.known.insert(addr, (ok, now));
+        self.order.push_back((addr, now));
+        // Forget the oldest verdicts beyond `max_verified`; `order` also holds the places of
+        // verdicts since replaced, which go the same way, so it stays within twice the table.
+        let max = c.max_verified.max(1);
+        while self.known.len() > max || self.order.len() > 2 * max {
+            let Some((old, at)) = self.order.pop_front() else { break };
+            if self.known.get(&old).is_some_and(|(_, t)| *t == at) {
+                self.known.remove(&old);
+            }
         }
     }
 }
@@ -585,9 +899,7 @@ struct Rate {
 
 impl Rate {
     fn new(c: &RelayConfig) -> Rate {
-        let pps = c.packets_per_sec.max(1) as f64;
-        let bps = c.bytes_per_sec.max(1) as f64;
-        Rate { packets: Bucket::new(pps, pps), bytes: Bucket::new(bps, bps) }
+        Rate { packets: Bucket::per_second(c.packets_per_sec), bytes: Bucket::per_second(c.bytes_per_sec) }
     }
 
     /// Takes one packet of `len` bytes if both allowances have room (neither is charged
@@ -616,6 +928,12 @@ struct Bucket {
 impl Bucket {
     fn new(rate: f64, burst: f64) -> Bucket {
         Bucket { tokens: burst, rate, burst, last: Instant::now() }
+    }
+
+    /// `rate` a second (at least one), with one second of burst.
+    fn per_second(rate: u32) -> Bucket {
+        let rate = rate.max(1) as f64;
+        Bucket::new(rate, rate)
     }
 
     fn refill(&mut self) {

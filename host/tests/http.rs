@@ -6,12 +6,13 @@ use std::net::SocketAddr;
 
 use common::http;
 use kad_core::signed::Keypair;
-use kad_host::{Config, Node};
+use kad_host::{Config, ListenConfig, Listeners, Node};
 use serde_json::{json, Value};
 
 async fn serve(nodes: usize) -> (Vec<Node>, SocketAddr) {
     let net = network(nodes).await;
-    let addr = listen(kad_host::http::router(net[0].handle(), None)).await;
+    let listeners = Listeners::new(ListenConfig::default());
+    let addr = listen(&listeners, kad_host::http::router(net[0].handle(), None, &listeners)).await;
     (net, addr)
 }
 
@@ -26,10 +27,10 @@ async fn network(nodes: usize) -> Vec<Node> {
     net
 }
 
-async fn listen(app: axum::Router) -> SocketAddr {
+async fn listen(listeners: &Listeners, app: axum::Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    listeners.serve(listener, app);
     addr
 }
 
@@ -260,8 +261,13 @@ async fn a_lone_node_says_what_is_true() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_need_the_token_when_one_is_set() {
     let net = network(2).await;
-    let app = kad_host::http::with_json_errors(kad_host::http::api(net[0].handle(), Some("s3cret".into())));
-    let addr = listen(app).await;
+    let listeners = Listeners::new(ListenConfig::default());
+    let app = kad_host::http::with_json_errors(kad_host::http::api(
+        net[0].handle(),
+        Some("s3cret".into()),
+        &listeners,
+    ));
+    let addr = listen(&listeners, app).await;
     let body = br#"{"data":"guarded"}"#;
     let head = "POST /dht/g HTTP/1.1\r\nContent-Type: application/json";
     for auth in ["", "\r\nAuthorization: Bearer wrong", "\r\nAuthorization: s3cret"] {

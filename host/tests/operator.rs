@@ -3,12 +3,11 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{http, kad, spawn_node, spawn_node_with};
+use common::{free_tcp, http, kad, spawn_node, spawn_node_with};
 
 /// Sends SIGTERM and waits (at most 20 s) for the exit code.
 fn terminate(node: &mut common::KadProcess) -> i32 {
@@ -22,10 +21,6 @@ fn terminate(node: &mut common::KadProcess) -> i32 {
         assert!(Instant::now() < deadline, "kad node did not stop within 20 s of SIGTERM");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn free_tcp() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
 #[test]

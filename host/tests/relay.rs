@@ -11,7 +11,7 @@ use kad_core::frame::{self, Frame};
 use kad_core::wire::{self, Body, Flags, Header, Message, Peer, TxId, MAX_DATAGRAM, VERSION};
 use kad_core::{Key, NodeId, PeerAddr};
 use kad_host::relay::Refusal;
-use kad_host::{Config, Node, Relay, RelayConfig};
+use kad_host::{Config, ListenConfig, Listeners, Node, Relay, RelayConfig};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_tungstenite::tungstenite::Message as Ws;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -35,8 +35,7 @@ async fn net(config: RelayConfig, extra_seeds: &[SocketAddr]) -> Net {
     let relay = Relay::new(a.handle(), extra_seeds, config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/", listener.local_addr().unwrap());
-    let app = relay.router();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    Listeners::new(ListenConfig::default()).serve(listener, relay.router());
     Net { nodes: vec![a, b], relay, url }
 }
 
@@ -68,7 +67,9 @@ async fn nothing_within(ws: &mut Client) -> bool {
 }
 
 /// Reads until the close frame: (code, reason).
-async fn closed_with(ws: &mut Client) -> (u16, String) {
+async fn closed_with(
+    ws: &mut (impl futures_util::Stream<Item = Result<Ws, tokio_tungstenite::tungstenite::Error>> + Unpin),
+) -> (u16, String) {
     loop {
         match tokio::time::timeout(WAIT, ws.next()).await.expect("closed in time") {
             Some(Ok(Ws::Close(Some(f)))) => return (u16::from(f.code), f.reason.to_string()),
@@ -150,29 +151,171 @@ async fn a_payload_that_is_not_a_kad_message_is_refused() {
     ping_pong(&mut ws, net.nodes[0].addr()).await;
 }
 
+/// Sends FIND_NODE to `seed` (a stand-in node on the bootstrap list) and has it answer with
+/// `named`; waits for the reply to reach the browser.
+async fn name(ws: &mut Client, seed: &UdpSocket, named: &[SocketAddr]) {
+    send(ws, seed.local_addr().unwrap(), &message(Body::FindNode { target: Key::hash(b"x") })).await;
+    let (_, from) = recv(seed).await.expect("the bootstrap list is trusted");
+    let contacts =
+        named.iter().map(|a| Peer { id: NodeId::from_bytes(rand::random()), addr: (*a).into() }).collect();
+    seed.send_to(&message(Body::Nodes { contacts }), from).await.unwrap();
+    assert!(next_binary(ws).await.is_some(), "the reply is relayed");
+}
+
+/// Every datagram `sock` receives within `QUIET` of the last: (payload, sender).
+async fn drain(sock: &UdpSocket) -> Vec<(Vec<u8>, SocketAddr)> {
+    let mut got = Vec::new();
+    while let Some(d) = recv(sock).await {
+        got.push(d);
+    }
+    got
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unknown_destination_is_refused_until_a_relayed_reply_names_it() {
-    // A fake node on the bootstrap list answers FIND_NODE with the address of `target`.
+async fn an_unknown_destination_is_refused_until_a_relayed_reply_names_it_and_the_relay_verifies_it() {
+    // A stand-in node on the bootstrap list answers FIND_NODE with the address of `target`, a
+    // kad node the relay node does not know.
     let fake = udp().await;
-    let target = udp().await;
+    let target = Node::bind(Config::default()).await.unwrap();
     let net = net(RelayConfig::default(), &[fake.local_addr().unwrap()]).await;
     let (mut ws, local, _) = connect(&net.url).await;
 
-    send(&mut ws, target.local_addr().unwrap(), &message(Body::Ping)).await;
-    assert!(recv(&target).await.is_none(), "an address nobody named is not sent to");
+    send(&mut ws, target.addr(), &message(Body::Ping)).await;
+    assert!(nothing_within(&mut ws).await);
+    assert_eq!(
+        target.status().await.unwrap().stats.datagrams_in,
+        0,
+        "an address nobody named is not sent to"
+    );
     assert_eq!(net.relay.stats().refused(Refusal::Untrusted), 1);
 
     send(&mut ws, fake.local_addr().unwrap(), &message(Body::FindNode { target: Key::hash(b"x") })).await;
     let (_, from) = recv(&fake).await.expect("the bootstrap list is trusted");
     assert_eq!(PeerAddr::from(from), local, "sent from the connection's own UDP socket");
-    let named = Peer { id: NodeId::from_bytes([7; 20]), addr: target.local_addr().unwrap().into() };
-    let reply = message(Body::Nodes { contacts: [named].into_iter().collect() });
-    fake.send_to(&reply, from).await.unwrap();
+    let named = Peer { id: NodeId::from_bytes([7; 20]), addr: target.addr().into() };
+    fake.send_to(&message(Body::Nodes { contacts: [named].into_iter().collect() }), from).await.unwrap();
     assert!(next_binary(&mut ws).await.is_some(), "the reply is relayed");
 
-    send(&mut ws, target.local_addr().unwrap(), &message(Body::Ping)).await;
-    assert!(recv(&target).await.is_some(), "named in a relayed reply: now trusted");
-    assert_eq!(net.relay.stats().refused(Refusal::Untrusted), 1);
+    // Named: the frame waits for the relay's own ping to come back from `target`, then goes.
+    ping_pong(&mut ws, target.addr()).await;
+    let s = net.relay.stats();
+    assert_eq!((s.verify_pings, s.verified, s.refused(Refusal::Untrusted)), (1, 1, 1));
+    assert_eq!(target.status().await.unwrap().stats.datagrams_in, 2, "the relay's ping, then the browser's");
+    // Verified: the next frames go at once, without another ping.
+    ping_pong(&mut ws, target.addr()).await;
+    assert_eq!(net.relay.stats().verify_pings, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fake_node_named_in_a_reply_gets_no_datagram_but_one_verification_ping() {
+    // The seed names eight UDP ports that are no kad nodes; the browser sends to them, again
+    // and again, as the attacker of issue 14 did (136 datagrams reached such a port then).
+    let seed = udp().await;
+    let mut fakes = Vec::new();
+    for _ in 0..8 {
+        fakes.push(udp().await);
+    }
+    let fake_addrs: Vec<SocketAddr> = fakes.iter().map(|f| f.local_addr().unwrap()).collect();
+    let net = net(RelayConfig::default(), &[seed.local_addr().unwrap()]).await;
+    let (mut ws, local, _) = connect(&net.url).await;
+    name(&mut ws, &seed, &fake_addrs).await;
+    let mut sent = 0;
+    'flood: for _ in 0..40 {
+        for a in &fake_addrs {
+            if ws
+                .send(datagram_frame((*a).into(), &message(Body::FindNode { target: Key::hash(b"y") })))
+                .await
+                .is_err()
+            {
+                break 'flood;
+            }
+            sent += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (code, reason) = closed_with(&mut ws).await;
+    assert_eq!(code, 1008, "{reason}");
+    // Let the verifications run out (`verify_timeout`, 1 s).
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (mut pings, mut from_browser) = (0, 0);
+    for f in &fakes {
+        let got = drain(f).await;
+        for (payload, from) in &got {
+            if PeerAddr::from(*from) == local {
+                from_browser += 1;
+            } else {
+                assert!(matches!(wire::decode(payload).unwrap().body, Body::Ping), "only a ping");
+                pings += 1;
+            }
+        }
+        assert_eq!(got.len(), 1, "one datagram per fake node: the relay's ping");
+    }
+    println!(
+        "relay: {sent} frames to 8 fake nodes named in a reply → datagrams at the fakes: {from_browser} from the \
+         browser, {pings} verification pings (1 each); connection closed {code} ({reason})"
+    );
+    assert_eq!((from_browser, pings), (0, 8));
+    // Another connection that learns the same fakes is refused at once: the failed
+    // verifications are remembered, and nothing more is sent to them.
+    let (mut again, _, _) = connect(&net.url).await;
+    name(&mut again, &seed, &fake_addrs).await;
+    for a in &fake_addrs {
+        send(&mut again, *a, &message(Body::Ping)).await;
+    }
+    assert!(nothing_within(&mut again).await);
+    for f in &fakes {
+        assert!(recv(f).await.is_none(), "no second ping");
+    }
+    let s = net.relay.stats();
+    assert_eq!((s.verify_pings, s.verified, s.frames_to_network), (8, 0, 2), "{s:?}");
+    assert!(s.refused(Refusal::Unverified) >= 8, "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verification_pings_are_limited_per_connection_and_in_all() {
+    let config =
+        RelayConfig { verify_per_sec_per_connection: 3, verify_per_sec: 4, ..RelayConfig::default() };
+    let seed = udp().await;
+    let mut fakes = Vec::new();
+    for _ in 0..10 {
+        fakes.push(udp().await);
+    }
+    let fake_addrs: Vec<SocketAddr> = fakes.iter().map(|f| f.local_addr().unwrap()).collect();
+    let net = net(config, &[seed.local_addr().unwrap()]).await;
+    let start = tokio::time::Instant::now();
+    let (mut first, _, _) = connect(&net.url).await;
+    name(&mut first, &seed, &fake_addrs).await;
+    for a in &fake_addrs {
+        send(&mut first, *a, &message(Body::Ping)).await;
+    }
+    assert!(nothing_within(&mut first).await);
+    let by_first = net.relay.stats().verify_pings;
+    let (mut second, _, _) = connect(&net.url).await;
+    name(&mut second, &seed, &fake_addrs).await;
+    for a in &fake_addrs {
+        send(&mut second, *a, &message(Body::Ping)).await;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut pinged = 0;
+    for f in &fakes {
+        pinged += drain(f).await.len() as u64;
+    }
+    let s = net.relay.stats();
+    println!(
+        "relay: 10 named fakes, 3 pings/s per connection, 4/s in all: first connection {by_first} pings, second {} \
+         ({:.2} s in all; {} frames refused for the limit)",
+        s.verify_pings - by_first,
+        elapsed,
+        s.refused(Refusal::VerifyLimit)
+    );
+    assert_eq!(by_first, 3, "the connection's allowance");
+    // The relay's allowance had one left, and refills at 4 a second.
+    let allowed = 4 + (elapsed * 4.0) as u64;
+    assert!(
+        s.verify_pings > by_first && s.verify_pings <= allowed.min(3 + 3 + (elapsed * 3.0) as u64),
+        "{s:?}"
+    );
+    assert_eq!(pinged, s.verify_pings, "every ping counted, none other sent");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -245,7 +388,19 @@ async fn an_oversize_frame_closes_the_connection_with_a_reason() {
         closed_with(&mut big).await,
         (1009, "frame of 1221 bytes is over the limit of 1220 bytes".to_string())
     );
-    assert_eq!(net.relay.stats().refused(Refusal::Oversize), 1);
+    // A 1 MiB frame is refused from its header: the relay does not read it, and says why.
+    let (huge, _, _) = connect(&net.url).await;
+    let (mut sink, mut stream) = huge.split();
+    let sending = tokio::spawn(async move {
+        let _ = sink.send(Ws::Binary(vec![1u8; 1 << 20].into())).await;
+        sink
+    });
+    let (code, reason) = closed_with(&mut stream).await;
+    println!("relay: a 1 MiB frame → close {code} ({reason})");
+    assert_eq!((code, reason.as_str()), (1009, "frame of 1048576 bytes is over the limit of 1220 bytes"));
+    drop(tokio::time::timeout(WAIT, sending).await);
+    let s = net.relay.stats();
+    assert_eq!((s.refused(Refusal::Oversize), s.connections_closed_misbehaving), (2, 2));
     ping_pong(&mut honest, net.nodes[0].addr()).await;
 }
 
@@ -281,6 +436,68 @@ async fn connections_over_the_limit_are_closed_at_once() {
     ping_pong(&mut second, net.nodes[0].addr()).await;
 }
 
+/// Connects from `ip` (a loopback address) and returns the first message: HELLO or a close.
+async fn first_message_from(ip: &str, url: &str) -> (Client, Ws) {
+    let server: SocketAddr = url.trim_start_matches("ws://").trim_end_matches('/').parse().unwrap();
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+    let stream = sock.connect(server).await.unwrap();
+    let (mut ws, _) =
+        tokio::time::timeout(WAIT, tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)))
+            .await
+            .unwrap()
+            .unwrap();
+    let first = tokio::time::timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
+    (ws, first)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_ip_are_limited() {
+    let config = RelayConfig { limit_loopback: true, ..RelayConfig::default() };
+    let net = net(config, &[]).await;
+    let (mut open, mut refused) = (Vec::new(), 0);
+    for _ in 0..64 {
+        match first_message_from("127.0.0.1", &net.url).await {
+            (ws, Ws::Binary(_)) => open.push(ws),
+            (_, Ws::Close(Some(f))) => {
+                assert_eq!(
+                    (u16::from(f.code), f.reason.as_str()),
+                    (1008, "too many connections from 127.0.0.1: at most 8")
+                );
+                refused += 1;
+            }
+            (_, other) => panic!("HELLO or a close, got {other:?}"),
+        }
+    }
+    println!("relay: 64 connections from one IP → {} accepted, {refused} closed with 1008", open.len());
+    assert_eq!((open.len(), refused), (8, 56));
+    assert_eq!(net.relay.stats().refused(Refusal::TooManyFromIp), 56);
+    // Another address is another client.
+    let (mut other, first) = first_message_from("127.0.0.2", &net.url).await;
+    assert!(matches!(first, Ws::Binary(_)), "{first:?}");
+    ping_pong(&mut other, net.nodes[0].addr()).await;
+    // A closed connection frees its place (bounded wait for the relay to see it end).
+    drop(open.pop());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while net.relay.stats().connections > 8 {
+        assert!(tokio::time::Instant::now() < deadline, "the place was not freed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(matches!(first_message_from("127.0.0.1", &net.url).await.1, Ws::Binary(_)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_clients_are_exempt_from_the_per_ip_limit_by_default() {
+    let net = net(RelayConfig::default(), &[]).await;
+    let mut open = Vec::new();
+    for _ in 0..12 {
+        let (ws, first) = first_message_from("127.0.0.1", &net.url).await;
+        assert!(matches!(first, Ws::Binary(_)), "{first:?}");
+        open.push(ws);
+    }
+    assert_eq!(net.relay.stats().refused(Refusal::TooManyFromIp), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_connection_is_closed() {
     let net =
@@ -297,8 +514,9 @@ async fn metrics_count_connections_frames_and_refusals() {
     let net = net(RelayConfig::default(), &[]).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let http = listener.local_addr().unwrap();
-    let app = kad_host::http::router(net.nodes[0].handle(), Some(net.relay.clone()));
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let listeners = Listeners::new(ListenConfig::default());
+    let app = kad_host::http::router(net.nodes[0].handle(), Some(net.relay.clone()), &listeners);
+    listeners.serve(listener, app);
     // The relay is also at /relay on the HTTP server.
     let (mut ws, _, _) = connect(&format!("ws://{http}/relay")).await;
     ping_pong(&mut ws, net.nodes[0].addr()).await;

@@ -14,6 +14,12 @@ use super::{Failure, INPUT};
 pub const DEFAULT_PORT: u16 = 8468;
 /// Default most browser connections of the relay.
 pub const DEFAULT_RELAY_MAX_CONNECTIONS: usize = 64;
+/// Default most relay connections from one IPv4 address or IPv6 /64.
+pub const DEFAULT_RELAY_MAX_PER_IP: usize = 8;
+/// Default seconds a new TCP connection has to send its request header.
+pub const DEFAULT_HTTP_HEADER_TIMEOUT: u64 = 10;
+/// Default seconds a kept-alive TCP connection may wait before its next request.
+pub const DEFAULT_HTTP_IDLE_TIMEOUT: u64 = 30;
 
 /// The flags of `kad node` (and `kad provide`). None of them has a default here, so that a
 /// flag left out lets the config file decide.
@@ -65,6 +71,25 @@ pub struct NodeFlags {
     /// Most browser connections the relay serves at once [default: 64].
     #[arg(long, value_name = "N")]
     pub relay_max_connections: Option<usize>,
+    /// Most relay connections from one IPv4 address or IPv6 /64 [default: 8; loopback exempt
+    /// unless --limit-loopback].
+    #[arg(long, value_name = "N")]
+    pub relay_max_per_ip: Option<usize>,
+    /// Most TCP connections open at once on the HTTP, metrics and relay listeners together;
+    /// when full, the one idle the longest is closed [default: half the open-file limit, at
+    /// most 512].
+    #[arg(long, value_name = "N")]
+    pub http_max_connections: Option<usize>,
+    /// Seconds a new TCP connection has to send a complete request header [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub http_header_timeout: Option<u64>,
+    /// Seconds a kept-alive TCP connection may wait before its next request [default: 30].
+    #[arg(long, value_name = "SECS")]
+    pub http_idle_timeout: Option<u64>,
+    /// Apply the per-address limits to loopback clients too (they are exempt by default, for
+    /// a reverse proxy or tests on the same machine).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub limit_loopback: Option<bool>,
     /// Serve the files of DIR at / on the HTTP server instead of the dashboard (the browser
     /// demo: examples/browser).
     #[arg(long, value_name = "DIR")]
@@ -86,6 +111,11 @@ struct File {
     metrics: Option<SocketAddr>,
     relay: Option<SocketAddr>,
     relay_max_connections: Option<usize>,
+    relay_max_per_ip: Option<usize>,
+    http_max_connections: Option<usize>,
+    http_header_timeout: Option<u64>,
+    http_idle_timeout: Option<u64>,
+    limit_loopback: Option<bool>,
     web: Option<PathBuf>,
 }
 
@@ -112,6 +142,16 @@ pub struct Settings {
     pub relay: Option<SocketAddr>,
     /// Most relay connections.
     pub relay_max_connections: usize,
+    /// Most relay connections from one IPv4 address or IPv6 /64.
+    pub relay_max_per_ip: usize,
+    /// Most TCP connections on the listeners; `None`: from the open-file limit.
+    pub http_max_connections: Option<usize>,
+    /// Seconds for a new connection's request header.
+    pub http_header_timeout: u64,
+    /// Seconds a kept-alive connection may idle.
+    pub http_idle_timeout: u64,
+    /// Per-address limits apply to loopback clients too.
+    pub limit_loopback: bool,
     /// Directory served at / instead of the dashboard.
     pub web: Option<PathBuf>,
 }
@@ -174,10 +214,30 @@ impl Settings {
                 .relay_max_connections
                 .or(file.relay_max_connections)
                 .unwrap_or(DEFAULT_RELAY_MAX_CONNECTIONS),
+            relay_max_per_ip: flags
+                .relay_max_per_ip
+                .or(file.relay_max_per_ip)
+                .unwrap_or(DEFAULT_RELAY_MAX_PER_IP),
+            http_max_connections: flags.http_max_connections.or(file.http_max_connections),
+            http_header_timeout: flags
+                .http_header_timeout
+                .or(file.http_header_timeout)
+                .unwrap_or(DEFAULT_HTTP_HEADER_TIMEOUT),
+            http_idle_timeout: flags
+                .http_idle_timeout
+                .or(file.http_idle_timeout)
+                .unwrap_or(DEFAULT_HTTP_IDLE_TIMEOUT),
+            limit_loopback: flags.limit_loopback.or(file.limit_loopback).unwrap_or(false),
             web: flags.web.clone().or(file.web.map(from_file)),
         };
         if s.web.is_some() && s.http.is_none() {
             return Err(Failure(INPUT, "web needs http: the files are served by the HTTP server".into()));
+        }
+        if s.http_max_connections == Some(0) || s.http_header_timeout == 0 || s.http_idle_timeout == 0 {
+            return Err(Failure(
+                INPUT,
+                "http_max_connections, http_header_timeout and http_idle_timeout must be at least 1".into(),
+            ));
         }
         if s.http_token.is_some() && s.http.is_none() {
             return Err(Failure(INPUT, "http_token needs http: it guards the HTTP API's writes".into()));
@@ -191,7 +251,7 @@ impl Settings {
         let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
         let path = |p: &Path| q(&p.display().to_string());
         let set = |v: Option<String>, example: &str| v.ok_or_else(|| example.to_owned());
-        let keys: [(&str, &str, Result<String, String>); 12] = [
+        let keys: [(&str, &str, Result<String, String>); 17] = [
             ("port", "UDP port of the node.", Ok(self.port.to_string())),
             (
                 "bind",
@@ -235,6 +295,23 @@ impl Settings {
                 set(self.relay.map(|a| q(&a.to_string())), "\"127.0.0.1:8081\""),
             ),
             ("relay_max_connections", "Most browser connections the relay serves at once.", Ok(self.relay_max_connections.to_string())),
+            (
+                "relay_max_per_ip",
+                "Most relay connections from one IPv4 address or IPv6 /64 (loopback exempt unless limit_loopback).",
+                Ok(self.relay_max_per_ip.to_string()),
+            ),
+            (
+                "http_max_connections",
+                "Most TCP connections open at once on the http, metrics and relay listeners together; when full, the one idle the longest is closed. Default: half the open-file limit, at most 512.",
+                set(self.http_max_connections.map(|n| n.to_string()), &kad_host::listen::default_max_connections().to_string()),
+            ),
+            ("http_header_timeout", "Seconds a new TCP connection has to send a complete request header.", Ok(self.http_header_timeout.to_string())),
+            ("http_idle_timeout", "Seconds a kept-alive TCP connection may wait before its next request.", Ok(self.http_idle_timeout.to_string())),
+            (
+                "limit_loopback",
+                "Apply the per-address limits to loopback clients too (exempt by default: a reverse proxy or tests on this machine).",
+                Ok(self.limit_loopback.to_string()),
+            ),
             (
                 "web",
                 "Serve the files of this directory at / on the HTTP server instead of the dashboard (relative: to this file).",

@@ -2,11 +2,12 @@
 //! views, browser relay), stopped cleanly by Ctrl-C or SIGTERM.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::Args;
 use kad_host::dashboard::History;
 use kad_host::store::DbError;
-use kad_host::{http, Config, Error, Node, Relay, RelayConfig};
+use kad_host::{http, listen, Config, Error, ListenConfig, Listeners, Node, Relay, RelayConfig};
 
 use super::client::resolve;
 use super::config::{NodeFlags, Settings};
@@ -24,18 +25,8 @@ pub struct ProvideArgs {
     pub key: String,
 }
 
-async fn listen(addr: SocketAddr, what: &str) -> Result<tokio::net::TcpListener, Failure> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| Failure(FAILURE, format!("cannot listen for {what} on {addr}: {e}")))
-}
-
-fn serve(listener: tokio::net::TcpListener, app: axum::Router, what: &'static str) {
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "{what} server stopped");
-        }
-    });
+fn listen(addr: SocketAddr, what: &str) -> Result<tokio::net::TcpListener, Failure> {
+    listen::bind(addr).map_err(|e| Failure(FAILURE, format!("cannot listen for {what} on {addr}: {e}")))
 }
 
 /// Resolves when the process is asked to stop: Ctrl-C (SIGINT) or SIGTERM.
@@ -86,28 +77,45 @@ pub async fn run(flags: NodeFlags, provide: Option<String>) -> Result<(), Failur
         Some(d) => println!("data:  {} (id, contacts and records survive restarts)", d.display()),
         None => println!("data:  in memory (nothing survives a restart)"),
     }
+    let listeners = Listeners::new(ListenConfig {
+        max_connections: s.http_max_connections.unwrap_or_else(listen::default_max_connections),
+        max_pending: None,
+        header_timeout: Duration::from_secs(s.http_header_timeout),
+        idle_timeout: Duration::from_secs(s.http_idle_timeout),
+    });
     let relay = s.relay.map(|_| {
-        let config = RelayConfig { max_connections: s.relay_max_connections, ..RelayConfig::default() };
+        let config = RelayConfig {
+            max_connections: s.relay_max_connections,
+            max_per_ip: s.relay_max_per_ip,
+            limit_loopback: s.limit_loopback,
+            ..RelayConfig::default()
+        };
         Relay::new(node.handle(), &bootstrap, config)
     });
     if let (Some(relay_addr), Some(relay)) = (s.relay, &relay) {
-        serve(listen(relay_addr, "the relay").await?, relay.router(), "relay");
+        listeners.serve(listen(relay_addr, "the relay")?, relay.router());
         println!("relay: ws://{relay_addr}/  (browsers: DhtNode.connect(\"ws://{relay_addr}/\"))");
     }
     let history = (s.http.is_some() || s.metrics.is_some()).then(|| History::spawn(node.handle()));
     if let (Some(metrics), Some(history)) = (s.metrics, &history) {
-        let app = http::views(node.handle(), relay.clone(), history.clone(), true);
-        serve(listen(metrics, "metrics").await?, http::with_json_errors(app), "metrics");
+        let app = http::views(node.handle(), relay.clone(), &listeners, history.clone(), true);
+        listeners.serve(listen(metrics, "metrics")?, http::with_json_errors(app));
         println!("views: http://{metrics}/  (dashboard, /status, /metrics)");
     }
     if let (Some(http_addr), Some(history)) = (s.http, &history) {
-        let listener = listen(http_addr, "HTTP").await?;
-        let mut app = http::api(node.handle(), s.http_token.clone());
+        let listener = listen(http_addr, "HTTP")?;
+        let mut app = http::api(node.handle(), s.http_token.clone(), &listeners);
         if let Some(relay) = &relay {
             app = app.merge(relay.route());
         }
         if s.metrics.is_none() {
-            app = app.merge(http::views(node.handle(), relay.clone(), history.clone(), s.web.is_none()));
+            app = app.merge(http::views(
+                node.handle(),
+                relay.clone(),
+                &listeners,
+                history.clone(),
+                s.web.is_none(),
+            ));
         }
         if let Some(dir) = &s.web {
             if !dir.join("index.html").is_file() {
@@ -116,7 +124,7 @@ pub async fn run(flags: NodeFlags, provide: Option<String>) -> Result<(), Failur
             app = app.fallback_service(tower_http::services::ServeDir::new(dir));
             println!("web:   http://{http_addr}/  (files of {})", dir.display());
         }
-        serve(listener, http::with_json_errors(app), "HTTP");
+        listeners.serve(listener, http::with_json_errors(app));
         let views = if s.metrics.is_none() { "; dashboard, /status, /metrics" } else { "" };
         let guard = if s.http_token.is_some() { ", writes need the token" } else { "" };
         println!("http:  http://{http_addr}/  (POST/GET /dht/KEY{guard}{views})");

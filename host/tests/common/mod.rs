@@ -29,14 +29,24 @@ pub fn spawn_node(args: &[&str]) -> KadProcess {
 
 /// [`spawn_node`] with extra environment variables.
 pub fn spawn_node_with(args: &[&str], env: &[(&str, &std::path::Path)]) -> KadProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kad"))
-        .arg("node")
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (*k, *v)))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start kad node");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kad"));
+    cmd.arg("node").args(args).envs(env.iter().map(|(k, v)| (*k, *v)));
+    spawn(cmd)
+}
+
+/// [`spawn_node`] with its open-file limit set to `nofile`, as `ulimit -n` does.
+pub fn spawn_node_with_nofile(args: &[&str], nofile: u32) -> KadProcess {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("ulimit -n {nofile} && exec \"$0\" node \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_kad"))
+        .args(args);
+    spawn(cmd)
+}
+
+/// Starts `cmd` (a `kad node`) and waits (at most 20 s) for it to print its address.
+fn spawn(mut cmd: Command) -> KadProcess {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("start kad node");
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let (line_tx, lines) = std::sync::mpsc::channel();
@@ -96,6 +106,11 @@ pub fn kad(args: &[&str]) -> (i32, String, String) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A TCP port on loopback that was free a moment ago.
+pub fn free_tcp() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
 /// One HTTP/1.1 request; returns (status, body).
