@@ -17,11 +17,12 @@ pub struct Config {
     /// Client mode: this node queries and stores but asks peers not to add it to their routing
     /// tables (browsers, sleepy devices). Default false.
     pub client_mode: bool,
-    /// Timeout of a request to a peer whose round trip is unknown. Default 1 s.
+    /// Timeout of a request before the node has measured any round trip. Default 1 s.
     pub rpc_timeout_initial: Duration,
-    /// Floor of the round-trip-derived timeout. Default 150 ms.
+    /// Floor of the round-trip-derived timeouts (per peer and node-wide, see [`crate::rtt`]).
+    /// Default 150 ms.
     pub rpc_timeout_min: Duration,
-    /// Ceiling of the round-trip-derived timeout. Default 3 s.
+    /// Ceiling of the round-trip-derived timeouts. Default 3 s.
     pub rpc_timeout_max: Duration,
     /// Lifetime of a record after its (re)publication. Default 24 h.
     pub record_ttl: Duration,
@@ -45,6 +46,14 @@ pub struct Config {
     pub maintenance_interval: Duration,
     /// Failure limits and liveness probing of routing contacts.
     pub routing: RoutingConfig,
+    /// The node bootstraps again on its own when fewer contacts than this are left that are
+    /// not bad (and fewer than right after its last successful bootstrap). Default 3.
+    pub rejoin_floor: usize,
+    /// Wait before bootstrapping again after a failed bootstrap; doubled after each further
+    /// failure. Default 5 s.
+    pub rejoin_backoff: Duration,
+    /// Longest wait between attempts to bootstrap again. Default 10 min.
+    pub rejoin_backoff_max: Duration,
 }
 
 impl Default for Config {
@@ -65,6 +74,9 @@ impl Default for Config {
             provider_republish_interval: 12 * HOUR,
             maintenance_interval: MINUTE,
             routing: RoutingConfig::default(),
+            rejoin_floor: 3,
+            rejoin_backoff: Duration::from_secs(5),
+            rejoin_backoff_max: 10 * MINUTE,
         }
     }
 }

@@ -38,7 +38,8 @@
 //! | [`time`] | caller-supplied time: the core never reads a clock |
 //! | [`config`] | run-time settings (intervals, timeouts, α, client mode) and their defaults |
 //! | [`presets`] | capacity presets: tested combinations of the node's const generics, with sizes |
-//! | [`routing`] | the routing table: k-buckets, replacement cache, splits, liveness, probing |
+//! | [`routing`] | the routing table: k-buckets, replacement cache, splits, contact states |
+//! | [`rtt`] | round trips and timeouts: per peer, and node-wide for peers never measured |
 //! | [`lookup`] | the iterative lookup: α requests in flight over the `K` closest candidates |
 //! | [`store`] | records, their origins (publisher, replica, cache) and eviction when full |
 //! | [`providers`] | provider records: who serves a key, their expiry and re-announcement |
@@ -51,18 +52,19 @@
 //! | `testnet` | (feature `testnet`) the test network: nodes in memory on virtual time, faults |
 //! | [`node`] (`node/mod.rs`) | the engine: its state, and the dispatch of inputs and outputs |
 //! | `node/commands.rs` | the user's commands (find, get, put, provide) and why one is refused |
-//! | `node/rejoin.rs` | joining the network: bootstrap, and what a finished bootstrap does next |
+//! | `node/rejoin.rs` | joining the network, and again when the table runs dry: seeds, backoff |
 //! | `node/queries.rs` | the query table (maintenance takes at most half) and each query's phases |
 //! | `node/outcome.rs` | what a finished query reports: its outcome, errors and counters |
-//! | `node/rpc.rs` | requests sent: pending table, transaction ids, timeouts, retries, failures |
+//! | `node/rpc.rs` | requests sent: pending table, transaction ids, timeouts, retries sent together, failures |
 //! | `node/requests.rs` | answering a peer's PING, FIND_NODE, FIND_VALUE, STORE and provider requests |
 //! | `node/responses.rs` | matching an answer to its request and feeding it to the query that asked |
 //! | `node/accept.rs` | which records the store takes (signature, seq, CAS, cache) and serves |
 //! | `node/caching.rs` | where a found value is cached along the lookup path, and for how long |
 //! | `node/replication.rs` | which held records a newly seen peer gets from this node |
 //! | `node/maintenance.rs` | expiry, republish (publisher, holders), provider re-announce, refresh |
-//! | `node/peers.rs` | routing upkeep: a peer heard from or lost, probes of full buckets, peer events |
+//! | `node/peers.rs` | routing upkeep: a peer heard from or lost, probes, background pings, events |
 //! | `node/codec.rs` | requests, replies and records to and from their wire form |
+//! | `node/testpeer.rs` | tests only: a node under test and its peers played by hand |
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -80,6 +82,7 @@ pub mod node;
 pub mod presets;
 pub mod providers;
 pub mod routing;
+pub mod rtt;
 #[cfg(any(test, feature = "selftest"))]
 pub mod selftest;
 pub mod signed;

@@ -1,12 +1,16 @@
 //! The iterative lookup: α requests in flight over the `K` closest candidates seen so far.
 //!
 //! A lookup keeps the `K` candidates nearest to its target, each not yet contacted, waiting,
-//! answered or failed. It asks the nearest uncontacted ones, at most α at a time, merges the
-//! closer peers each answer names, and finishes when nothing is in flight and every candidate
+//! stalled, answered or failed. It asks the nearest uncontacted ones, at most α at a time, merges
+//! the closer peers each answer names, and finishes when nothing is in flight and every candidate
 //! still in the list has answered or failed — that is, when the `K` closest known have answered.
-//! A failed candidate is the first to make room for a newcomer, so dead peers cost one timeout
-//! each and never stall the lookup. As in the paper, when a round — α answers (or failures) in
-//! a row — brings no peer closer than the closest already seen, the lookup asks all of the `K`
+//! A request holds its α slot until it is answered or times out, even if its peer has meanwhile
+//! been pushed out of the `K` closest. A candidate that does not answer within its timeout
+//! stalls: its slot goes to the next candidate at once, its answer still counts if it comes
+//! late, and the lookup waits for it only until its retries have failed too (the node sends
+//! them together, so that is one more timeout). A failed candidate is the first to make room
+//! for a newcomer, so a dead peer holds a slot for one timeout and never stalls the lookup.
+//! As in the paper, when a round — α answers (or failures) in a row — brings no peer closer than the closest already seen, the lookup asks all of the `K`
 //! closest it has not asked yet at once, instead of α at a time, until an answer makes progress
 //! again. A single answer with nothing closer is normal (the others of its round may still
 //! bring progress) and does not release them.
@@ -23,6 +27,9 @@ pub enum PeerState {
     NotContacted,
     /// Asked, no answer yet.
     Waiting,
+    /// Asked, no answer within the timeout: it no longer holds an α slot, its retries are out
+    /// and its answer still counts if it comes.
+    Stalled,
     /// Answered.
     Succeeded,
     /// Timed out or answered with garbage.
@@ -78,7 +85,8 @@ impl<const K: usize> Lookup<K> {
         let d = self.target.distance(&id);
         if self.candidates.is_full() {
             // Make room: the farthest failed candidate first, else the farthest candidate of
-            // any state if the newcomer is nearer (it is no longer among the K closest).
+            // any state if the newcomer is nearer (it is no longer among the K closest; a
+            // request to it keeps its slot until it ends).
             let last = self.candidates.len() - 1;
             let victim = self
                 .candidates
@@ -109,27 +117,58 @@ impl<const K: usize> Lookup<K> {
         Some(*c)
     }
 
-    fn settle(&mut self, id: &NodeId, state: PeerState) -> Option<Candidate> {
-        self.in_flight = self.in_flight.saturating_sub(1);
+    /// Moves candidate `id` from `from` to `to`, if it is still in the list. Returns its hop.
+    fn settle(&mut self, id: &NodeId, from: PeerState, to: PeerState) -> Option<u8> {
         let c = self.candidates.iter_mut().find(|c| c.id == *id)?;
-        if c.state == PeerState::Waiting {
-            c.state = state;
+        if c.state == from {
+            c.state = to;
         }
-        Some(*c)
+        Some(c.hop)
     }
 
-    /// `id` answered, naming `closer` peers (merged as candidates one hop further).
-    pub fn on_success(&mut self, id: &NodeId, closer: impl Iterator<Item = (NodeId, PeerAddr)>) {
-        let hop = self.settle(id, PeerState::Succeeded).map(|c| c.hop).unwrap_or(1);
+    /// Merges the `closer` peers an answer from a peer of hop `hop` named; true when one of them
+    /// is nearer than the nearest known.
+    fn merge(&mut self, hop: u8, closer: impl Iterator<Item = (NodeId, PeerAddr)>) -> bool {
         let best = self.candidates.first().map(|c| c.id);
         for (cid, caddr) in closer {
             self.add(cid, caddr, hop.saturating_add(1));
         }
-        if self.candidates.first().map(|c| c.id) == best {
-            self.idle = self.idle.saturating_add(1);
+        self.candidates.first().map(|c| c.id) != best
+    }
+
+    /// `id` answered in time, naming `closer` peers (merged as candidates one hop further); its
+    /// slot frees.
+    pub fn on_success(&mut self, id: &NodeId, closer: impl Iterator<Item = (NodeId, PeerAddr)>) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        let hop = self.settle(id, PeerState::Waiting, PeerState::Succeeded).unwrap_or(1);
+        if self.merge(hop, closer) {
+            self.idle = 0;
         } else {
+            self.idle = self.idle.saturating_add(1);
+        }
+    }
+
+    /// `id` did not answer within its timeout and its retries are out: its slot goes to the
+    /// next candidate, and it counts as a request of the round that brought nothing closer.
+    /// Then its answer may still come ([`Lookup::on_late_success`]), or its retries fail
+    /// ([`Lookup::on_late_failure`]).
+    pub fn on_stall(&mut self, id: &NodeId) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.settle(id, PeerState::Waiting, PeerState::Stalled);
+        self.idle = self.idle.saturating_add(1);
+    }
+
+    /// Stalled `id` answered after all (its first attempt late, or a retry), naming `closer`.
+    pub fn on_late_success(&mut self, id: &NodeId, closer: impl Iterator<Item = (NodeId, PeerAddr)>) {
+        let hop = self.settle(id, PeerState::Stalled, PeerState::Succeeded).unwrap_or(1);
+        if self.merge(hop, closer) {
             self.idle = 0;
         }
+    }
+
+    /// Every retry to stalled `id` failed too.
+    pub fn on_late_failure(&mut self, id: &NodeId) {
+        self.settle(id, PeerState::Stalled, PeerState::Failed);
     }
 
     /// The request to `id` could not be sent: it goes back to not contacted.
@@ -140,15 +179,22 @@ impl<const K: usize> Lookup<K> {
         }
     }
 
-    /// `id` failed to answer.
+    /// `id` failed to answer (it timed out and was not retried, or its answer was garbage); its
+    /// slot frees.
     pub fn on_failure(&mut self, id: &NodeId) {
-        self.settle(id, PeerState::Failed);
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.settle(id, PeerState::Waiting, PeerState::Failed);
         self.idle = self.idle.saturating_add(1);
     }
 
-    /// True when nothing is in flight and nothing is left to ask.
+    /// True when nothing is in flight, nothing is left to ask and no stalled candidate's
+    /// retries are still out.
     pub fn is_finished(&self) -> bool {
-        self.in_flight == 0 && !self.candidates.iter().any(|c| c.state == PeerState::NotContacted)
+        self.in_flight == 0
+            && !self
+                .candidates
+                .iter()
+                .any(|c| matches!(c.state, PeerState::NotContacted | PeerState::Stalled))
     }
 
     /// Candidates, nearest first.
@@ -245,6 +291,62 @@ pub(crate) mod tests {
             l.on_failure(&c.id);
             assert!(l.add(id(200), a(200), 2));
             assert!(!l.candidates().iter().any(|c| c.state == PeerState::Failed));
+        }
+    }
+}
+
+#[cfg(any(test, feature = "selftest"))]
+pub(crate) mod stall_tests {
+    use super::*;
+    use crate::node::testpeer::{key, peer};
+
+    /// A lookup of the zero key over peers `ns` (each at distance `n`).
+    fn lookup<const K: usize>(ns: &[u8]) -> Lookup<K> {
+        let mut l = Lookup::new(key(0));
+        for &n in ns {
+            l.add(peer(n).id, peer(n).addr, 1);
+        }
+        l
+    }
+
+    fn state<const K: usize>(l: &Lookup<K>, n: u8) -> Option<PeerState> {
+        l.candidates().iter().find(|c| c.id == peer(n).id).map(|c| c.state)
+    }
+
+    crate::selftest::unit_tests! {
+        fn a_stalled_candidate_frees_its_slot_and_its_late_answer_counts() {
+            let mut l = lookup::<4>(&[1, 2, 3]);
+            assert_eq!(l.next(1).map(|c| c.id), Some(peer(1).id));
+            assert!(l.next(1).is_none());
+            l.on_stall(&peer(1).id);
+            assert_eq!((l.in_flight(), state(&l, 1)), (0, Some(PeerState::Stalled)));
+            assert_eq!(l.next(1).map(|c| c.id), Some(peer(2).id));
+            l.on_late_success(&peer(1).id, [(peer(4).id, peer(4).addr)].into_iter());
+            assert_eq!(state(&l, 1), Some(PeerState::Succeeded));
+            assert_eq!(state(&l, 4), Some(PeerState::NotContacted), "the late answer's peers join");
+            assert_eq!(l.in_flight(), 1, "the late answer frees no second slot");
+        }
+
+        fn a_lookup_waits_for_a_stalled_candidate_until_its_retries_fail() {
+            let mut l = lookup::<4>(&[1, 2]);
+            let (a, b) = (l.next(2).unwrap(), l.next(2).unwrap());
+            l.on_stall(&a.id);
+            l.on_success(&b.id, core::iter::empty());
+            assert!(!l.is_finished());
+            l.on_late_failure(&a.id);
+            assert_eq!(state(&l, 1), Some(PeerState::Failed));
+            assert!(l.is_finished());
+        }
+
+        fn a_request_keeps_its_slot_when_its_peer_is_pushed_out_of_the_closest() {
+            let mut l = lookup::<2>(&[5, 6]);
+            let (_, far) = (l.next(2).unwrap(), l.next(2).unwrap());
+            assert!(l.add(peer(1).id, peer(1).addr, 2));
+            assert_eq!(state(&l, 6), None);
+            assert!(l.next(2).is_none(), "both slots are still held");
+            // Its answer still frees the slot (and its peers still join).
+            l.on_success(&far.id, core::iter::empty());
+            assert_eq!(l.next(2).map(|c| c.id), Some(peer(1).id));
         }
     }
 }

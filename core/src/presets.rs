@@ -5,9 +5,9 @@
 //!
 //! | preset | B | K | R | queries | pending | value | records | providers | node | of which store |
 //! |---|---|---|---|---|---|---|---|---|---|---|
-//! | [`host`] | 32 | 20 | 5 | 32 | 128 | 1000 | 1024 | 1024 | 1,428,304 B | 1,204,232 B |
-//! | [`embedded`] | 8 | 8 | 2 | 2 | 8 | 256 | 4 | 4 | 11,952 B | 1,736 B |
-//! | [`sim`] | 16 | 20 | 2 | 4 | 32 | 64 | 16 | 8 | 37,824 B | 3,848 B |
+//! | [`host`] | 32 | 20 | 5 | 32 | 128 | 1000 | 1024 | 1024 | 1,429,568 B | 1,204,232 B |
+//! | [`embedded`] | 8 | 8 | 2 | 2 | 8 | 256 | 4 | 4 | 12,256 B | 1,736 B |
+//! | [`sim`] | 16 | 20 | 2 | 4 | 32 | 64 | 16 | 8 | 38,320 B | 3,848 B |
 //!
 //! The routing table costs `B × (K + R)` contacts of 56 bytes whatever the network size; a
 //! query costs about `K × 44` bytes plus one value; the store costs `records × value` plus

@@ -1,10 +1,19 @@
-//! The routing table: k-buckets with a replacement cache, split at the own id, with liveness.
+//! The routing table: k-buckets with a replacement cache, split at the own id, and the state
+//! of each contact (good, questionable or bad, as BEP 5 keeps them).
 //!
 //! At most `B` buckets. Bucket `i < len-1` holds contacts whose id shares exactly `i` leading
 //! bits with the own id; the last bucket holds everything closer. Only the last bucket is ever
 //! split (when it is full and fewer than `B` buckets exist), as in the paper. Each bucket keeps up
 //! to `K` contacts ordered least-recently-seen first and up to `R` replacement candidates. Memory
 //! is therefore `B × (K + R)` contacts whatever the size of the network.
+//!
+//! A contact is [good](ContactState::Good) when heard from within
+//! [`RoutingConfig::good_for`], [bad](ContactState::Bad) once a request to it failed every
+//! attempt (until it is heard from again), and [questionable](ContactState::Questionable)
+//! otherwise. Only good contacts are handed to other peers and they seed lookups first; a bad
+//! one is never handed out, and makes way at once for a replacement or a newcomer. The node
+//! pings contacts about to turn questionable, a few per maintenance run
+//! ([`RoutingConfig::liveness_pings`]), so that live ones stay good.
 
 use core::time::Duration;
 
@@ -25,8 +34,22 @@ pub struct Contact {
     pub last_seen: Instant,
     /// Smoothed round-trip time in milliseconds; 0 while unmeasured.
     pub srtt_ms: u16,
-    /// Requests in a row it failed to answer.
+    /// Requests in a row that it failed to answer, every attempt of each (see
+    /// [`crate::node::REQUEST_ATTEMPTS`]); any makes it bad until it is heard from again.
     pub failures: u8,
+}
+
+/// How far a contact can be trusted to answer, as BEP 5 keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContactState {
+    /// Heard from within [`RoutingConfig::good_for`]: handed to other peers, asked first.
+    Good,
+    /// Silent for longer, never failed since: asked when too few good contacts are known, and
+    /// pinged in the background.
+    Questionable,
+    /// A request to it failed every attempt since it was last heard from: never handed out,
+    /// replaced by the first newcomer or replacement.
+    Bad,
 }
 
 impl Contact {
@@ -44,12 +67,17 @@ pub enum Insert {
     /// The contact was known; it moved to the most-recently-seen end.
     Updated,
     /// The bucket is full: the contact waits in the replacement cache. If `ping` is set (the
-    /// least-recently-seen contact has not been heard from for
-    /// [`RoutingConfig::probe_after`]), the caller must ping that contact and report the
-    /// outcome with [`RoutingTable::on_alive`] or [`RoutingTable::on_failure`].
+    /// least-recently-seen contact is no longer good: not heard from for
+    /// [`RoutingConfig::good_for`]), the caller must ping that contact and report the outcome
+    /// with [`RoutingTable::on_alive`] or [`RoutingTable::on_failure`].
     Cached {
         /// The least-recently-seen contact to probe, unless a probe is already under way.
         ping: Option<Contact>,
+    },
+    /// The bucket is full but held a bad contact: the newcomer took its place.
+    Replaced {
+        /// The bad contact that was dropped.
+        bad: Contact,
     },
     /// The contact is the own id and was refused.
     OwnId,
@@ -58,7 +86,8 @@ pub enum Insert {
 /// The result of reporting a failed request to a contact.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failure {
-    /// The contact is kept (it has not failed often enough, or there is nothing to replace it).
+    /// The contact is kept, bad, because nothing waits to replace it (until it has failed
+    /// [`RoutingConfig::max_failures_hard`] requests).
     Kept,
     /// The contact was removed; `replacement` (if any) took its place.
     Removed {
@@ -123,20 +152,24 @@ impl<const K: usize, const R: usize> Bucket<K, R> {
 /// Tunables of the table (the capacities are the const generics).
 #[derive(Clone, Copy, Debug)]
 pub struct RoutingConfig {
-    /// A contact is dropped after this many failures in a row when a replacement is waiting.
-    pub max_failures: u8,
-    /// ... and after this many even when nothing can replace it.
+    /// A bad contact that nothing replaces is dropped once it has failed this many requests in
+    /// a row. Default 5.
     pub max_failures_hard: u8,
-    /// A newcomer to a full bucket makes the table probe the bucket's least-recently-seen
-    /// contact only if that contact has not been heard from for this long: one heard from
-    /// more recently is taken to be alive (BEP 5's "good" node), and the newcomer waits in the
-    /// replacement cache. Default 15 min.
-    pub probe_after: Duration,
+    /// A contact heard from within this long is good (BEP 5: 15 min). A newcomer to a full
+    /// bucket makes the table probe the bucket's least-recently-seen contact only if that
+    /// contact is no longer good; otherwise the newcomer waits in the replacement cache.
+    /// Default 15 min.
+    pub good_for: Duration,
+    /// Background pings per maintenance run, at most, to contacts silent for three quarters of
+    /// `good_for`, the longest silent first: a live contact answers and stays good, a dead one
+    /// turns bad and makes way. 0 turns them off. Default 10 (with the default one-minute
+    /// maintenance interval: one ping every 6 s at most).
+    pub liveness_pings: u16,
 }
 
 impl Default for RoutingConfig {
     fn default() -> Self {
-        RoutingConfig { max_failures: 2, max_failures_hard: 5, probe_after: Duration::from_secs(15 * 60) }
+        RoutingConfig { max_failures_hard: 5, good_for: Duration::from_secs(15 * 60), liveness_pings: 10 }
     }
 }
 
@@ -199,6 +232,42 @@ impl<const B: usize, const K: usize, const R: usize> RoutingTable<B, K, R> {
         b.position(id).map(|i| &b.contacts[i])
     }
 
+    /// Where `c` stands at `now` (see [`ContactState`]).
+    pub fn state(&self, c: &Contact, now: Instant) -> ContactState {
+        if c.failures > 0 {
+            ContactState::Bad
+        } else if now.saturating_since(c.last_seen) < self.config.good_for {
+            ContactState::Good
+        } else {
+            ContactState::Questionable
+        }
+    }
+
+    /// Contacts in each state at `now`: (good, questionable, bad).
+    pub fn count_states(&self, now: Instant) -> (usize, usize, usize) {
+        self.iter().fold((0, 0, 0), |(g, q, b), c| match self.state(c, now) {
+            ContactState::Good => (g + 1, q, b),
+            ContactState::Questionable => (g, q + 1, b),
+            ContactState::Bad => (g, q, b + 1),
+        })
+    }
+
+    /// The next contact to ping in the background, skipping those `skip` names (a ping is
+    /// already under way): the one silent the longest among those silent for three quarters
+    /// of [`RoutingConfig::good_for`] at `now` (about to turn questionable), else a bad one
+    /// (nothing replaced it: it gets another chance until it has failed
+    /// [`RoutingConfig::max_failures_hard`] requests).
+    pub fn next_to_ping(&self, now: Instant, skip: impl Fn(&Contact) -> bool) -> Option<Contact> {
+        let due = self.config.good_for * 3 / 4;
+        let silent = |c: &&Contact| c.failures == 0 && now.saturating_since(c.last_seen) >= due;
+        let candidates = || self.iter().filter(|c| !skip(c));
+        candidates()
+            .filter(silent)
+            .min_by_key(|c| c.last_seen)
+            .or_else(|| candidates().find(|c| c.failures > 0))
+            .copied()
+    }
+
     /// Records that `id` was heard from at `addr` (a valid message arrived from it).
     ///
     /// A known contact moves to the most-recently-seen end; its address changes only when
@@ -238,12 +307,24 @@ impl<const B: usize, const K: usize, const R: usize> RoutingTable<B, K, R> {
                 self.split();
                 continue;
             }
+            // A bad contact makes way for the newcomer at once (BEP 5).
+            if let Some(i) = bucket.contacts.iter().position(|c| c.failures > 0) {
+                let bad = bucket.contacts.remove(i);
+                if bucket.probing == Some(bad.id) {
+                    bucket.probing = None;
+                }
+                let _ = bucket.contacts.push(Contact::new(id, addr, now));
+                bucket.touched = now;
+                bucket.replacements.retain(|c| c.id != id);
+                return Insert::Replaced { bad };
+            }
             bucket.cache(Contact::new(id, addr, now));
-            // Probe the oldest contact only if it may have gone: without this rule every
-            // request from a stranger to a full bucket costs a ping (half of all traffic in a
-            // 10,000-node simulation), though the oldest contact almost always answers.
+            // Probe the oldest contact only if it may have gone (it is no longer good):
+            // without this rule every request from a stranger to a full bucket costs a ping
+            // (half of all traffic in a 10,000-node simulation), though the oldest contact
+            // almost always answers.
             let lrs = bucket.contacts[0];
-            if bucket.probing.is_some() || now.saturating_since(lrs.last_seen) < self.config.probe_after {
+            if bucket.probing.is_some() || now.saturating_since(lrs.last_seen) < self.config.good_for {
                 return Insert::Cached { ping: None };
             }
             bucket.probing = Some(lrs.id);
@@ -314,9 +395,9 @@ impl<const B: usize, const K: usize, const R: usize> RoutingTable<B, K, R> {
         }
     }
 
-    /// `id` failed to answer a request. A contact that keeps failing is dropped and replaced
-    /// from the cache; a probed least-recently-seen contact is replaced at its first failure
-    /// when a newcomer is waiting.
+    /// `id` failed every attempt of a request: it is bad, and replaced at once by the most
+    /// recent replacement if one waits; with none, it stays (never handed out) until it is
+    /// heard from again or has failed [`RoutingConfig::max_failures_hard`] requests.
     pub fn on_failure(&mut self, id: &NodeId) -> Failure {
         let idx = self.index(id);
         let cfg = self.config;
@@ -327,9 +408,7 @@ impl<const B: usize, const K: usize, const R: usize> RoutingTable<B, K, R> {
         let c = &mut bucket.contacts[i];
         c.failures = c.failures.saturating_add(1);
         let probed = bucket.probing == Some(*id);
-        let has_replacement = !bucket.replacements.is_empty();
-        let drop = (has_replacement && (probed || c.failures >= cfg.max_failures))
-            || c.failures >= cfg.max_failures_hard;
+        let drop = !bucket.replacements.is_empty() || c.failures >= cfg.max_failures_hard;
         if probed {
             bucket.probing = None;
         }
@@ -342,23 +421,34 @@ impl<const B: usize, const K: usize, const R: usize> RoutingTable<B, K, R> {
 
     /// Fills `out` with the known contacts closest to `target`, nearest first, skipping
     /// `exclude`. Returns how many were written (at most `out.len()`).
+    pub fn closest(&self, target: &Key, exclude: Option<&NodeId>, out: &mut [Contact]) -> usize {
+        self.closest_where(target, exclude, out, |_| true)
+    }
+
+    /// The contacts closest to `target` that `keep` accepts, nearest first, skipping `exclude`.
     ///
     /// Buckets are visited in distance order, so only the few buckets that can hold the
     /// nearest contacts are read: with `c` the index of the bucket covering `target`, every
     /// contact of bucket `c` is nearer than those of buckets `c+1..` (which differ from the
     /// target first at bit `c`), which are nearer than bucket `c-1`, then `c-2`, and so on.
-    pub fn closest(&self, target: &Key, exclude: Option<&NodeId>, out: &mut [Contact]) -> usize {
+    pub fn closest_where(
+        &self,
+        target: &Key,
+        exclude: Option<&NodeId>,
+        out: &mut [Contact],
+        keep: impl Fn(&Contact) -> bool,
+    ) -> usize {
         let last = self.buckets.len() - 1;
         let c = target.distance(&self.own).leading_zeros().min(last);
-        let mut n = self.collect(target, exclude, c..=c, out, 0);
+        let mut n = self.collect(target, exclude, &keep, c..=c, out, 0);
         if c < last {
-            n = self.collect(target, exclude, c + 1..=last, out, n);
+            n = self.collect(target, exclude, &keep, c + 1..=last, out, n);
         }
         for i in (0..c).rev() {
             if n == out.len() {
                 break;
             }
-            n = self.collect(target, exclude, i..=i, out, n);
+            n = self.collect(target, exclude, &keep, i..=i, out, n);
         }
         n
     }
@@ -369,13 +459,14 @@ impl<const B: usize, const K: usize, const R: usize> RoutingTable<B, K, R> {
         &self,
         target: &Key,
         exclude: Option<&NodeId>,
+        keep: &impl Fn(&Contact) -> bool,
         buckets: core::ops::RangeInclusive<usize>,
         out: &mut [Contact],
         start: usize,
     ) -> usize {
         let mut n = start;
         for c in self.buckets[buckets].iter().flat_map(|b| b.contacts.iter()) {
-            if Some(&c.id) == exclude || start == out.len() {
+            if Some(&c.id) == exclude || start == out.len() || !keep(c) {
                 continue;
             }
             let d = target.distance(&c.id);
@@ -431,7 +522,7 @@ pub(crate) mod tests {
 
     const T0: Instant = Instant::ZERO;
 
-    /// Past `probe_after` of contacts last seen at `T0`.
+    /// Past `good_for` of contacts last seen at `T0`.
     const LATER: Instant = Instant::from_millis(16 * 60 * 1000);
 
     crate::selftest::unit_tests! {
@@ -539,6 +630,90 @@ pub(crate) mod tests {
             assert_eq!(t.stale_bucket(Instant::from_millis(11)), Some(0));
             t.touch(&id(0xff, 0).as_key(), Instant::from_millis(20));
             assert_eq!(t.stale_bucket(Instant::from_millis(11)), None);
+        }
+    }
+}
+
+#[cfg(any(test, feature = "selftest"))]
+pub(crate) mod state_tests {
+    use super::*;
+    use crate::node::testpeer::peer;
+
+    const MIN: u64 = 60_000;
+
+    fn at(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
+
+    /// A table of the zero id holding peers `ns` (first byte `n`: 0x80 and up share a far
+    /// bucket), each heard from at time zero.
+    fn table<const K: usize, const R: usize>(ns: &[u8]) -> RoutingTable<8, K, R> {
+        let mut t = RoutingTable::new(NodeId::from_bytes([0; 20]), RoutingConfig::default(), at(0));
+        for &n in ns {
+            t.insert(peer(n).id, peer(n).addr, true, at(0));
+        }
+        t
+    }
+
+    fn state<const K: usize, const R: usize>(t: &RoutingTable<8, K, R>, n: u8, now: Instant) -> ContactState {
+        t.state(t.get(&peer(n).id).expect("in the table"), now)
+    }
+
+    crate::selftest::unit_tests! {
+        fn a_contact_heard_from_within_good_for_is_good_and_questionable_after() {
+            let t = table::<4, 1>(&[0x81]);
+            assert_eq!(state(&t, 0x81, at(15 * MIN - 1)), ContactState::Good);
+            assert_eq!(state(&t, 0x81, at(15 * MIN)), ContactState::Questionable);
+        }
+
+        fn a_contact_that_failed_a_request_is_bad_until_heard_from_again() {
+            let mut t = table::<4, 1>(&[0x81, 0x82]);
+            assert_eq!(t.on_failure(&peer(0x81).id), Failure::Kept);
+            assert_eq!(state(&t, 0x81, at(1)), ContactState::Bad);
+            assert_eq!(t.count_states(at(1)), (1, 0, 1));
+            t.on_alive(&peer(0x81).id, None, at(2));
+            assert_eq!(state(&t, 0x81, at(2)), ContactState::Good);
+        }
+
+        fn a_bad_contact_is_replaced_at_once_when_a_replacement_waits() {
+            let mut t = table::<2, 1>(&[0x81, 0x82, 0x83]);
+            assert!(t.get(&peer(0x83).id).is_none(), "the bucket is full: 0x83 waits");
+            let f = t.on_failure(&peer(0x81).id);
+            assert!(matches!(f, Failure::Removed { replacement: Some(c), .. } if c.id == peer(0x83).id));
+            assert!(t.get(&peer(0x83).id).is_some());
+        }
+
+        fn a_newcomer_takes_the_place_of_a_bad_contact_in_a_full_bucket() {
+            let mut t = table::<2, 1>(&[0x81, 0x82]);
+            t.on_failure(&peer(0x82).id);
+            let out = t.insert(peer(0x84).id, peer(0x84).addr, false, at(1));
+            assert!(matches!(out, Insert::Replaced { bad } if bad.id == peer(0x82).id), "{out:?}");
+            assert!(t.get(&peer(0x84).id).is_some());
+        }
+
+        fn closest_where_hands_out_only_the_contacts_asked_for() {
+            let mut t = table::<4, 1>(&[0x81, 0x82, 0x83]);
+            t.on_failure(&peer(0x82).id);
+            let mut out = [Contact::new(peer(1).id, peer(1).addr, at(0)); 4];
+            let good = |c: &Contact| t.state(c, at(1)) == ContactState::Good;
+            let n = t.closest_where(&peer(0x80).id.as_key(), None, &mut out, good);
+            let ids: heapless::Vec<u8, 4> = out[..n].iter().map(|c| c.id.as_bytes()[0]).collect();
+            assert_eq!(&ids[..], &[0x81, 0x83]);
+        }
+
+        fn contacts_about_to_turn_questionable_are_pinged_longest_silent_first_then_bad_ones() {
+            let mut t = table::<4, 1>(&[0x81]);
+            t.insert(peer(0x82).id, peer(0x82).addr, true, at(MIN));
+            t.insert(peer(0x83).id, peer(0x83).addr, true, at(2 * MIN));
+            let none = |_: &Contact| false;
+            // Three quarters of 15 min after 0x81 was heard from: it is due, the others not yet.
+            assert_eq!(t.next_to_ping(at(11 * MIN), none), None);
+            assert_eq!(t.next_to_ping(at(12 * MIN), none).map(|c| c.id), Some(peer(0x81).id));
+            let skip_81 = |c: &Contact| c.id == peer(0x81).id;
+            assert_eq!(t.next_to_ping(at(13 * MIN), skip_81).map(|c| c.id), Some(peer(0x82).id));
+            t.on_failure(&peer(0x83).id);
+            let skip_due = |c: &Contact| c.id != peer(0x83).id;
+            assert_eq!(t.next_to_ping(at(13 * MIN), skip_due).map(|c| c.id), Some(peer(0x83).id));
         }
     }
 }

@@ -45,6 +45,7 @@ pub const ALL: &[&[Test]] = &[
     crate::frame::tests::TESTS,
     crate::routing::tests::TESTS,
     crate::lookup::tests::TESTS,
+    crate::lookup::stall_tests::TESTS,
     crate::store::tests::TESTS,
     crate::providers::tests::TESTS,
     #[cfg(feature = "signed")]
@@ -53,9 +54,13 @@ pub const ALL: &[&[Test]] = &[
     crate::node::caching::tests::TESTS,
     crate::node::maintenance::tests::TESTS,
     crate::node::outcome::tests::TESTS,
+    crate::node::peers::tests::TESTS,
     crate::node::queries::tests::TESTS,
+    crate::node::rejoin::tests::TESTS,
     crate::node::replication::tests::TESTS,
     crate::node::rpc::tests::TESTS,
+    crate::routing::state_tests::TESTS,
+    crate::rtt::tests::TESTS,
     crate::stats::tests::TESTS,
     #[cfg(feature = "testnet")]
     crate::testnet::queue::tests::TESTS,

@@ -100,6 +100,12 @@ pub struct Stats {
     pub timeouts: u64,
     /// Requests sent again after a timeout (see [`crate::node::REQUEST_ATTEMPTS`]).
     pub retries: u64,
+    /// Bootstraps the node started on its own: its routing table ran dry or a bootstrap failed
+    /// (see [`crate::node::MAX_SEEDS`] and the rejoin rule of `node/rejoin.rs`).
+    pub rebootstraps: u64,
+    /// Background pings of contacts about to turn questionable (see
+    /// [`crate::routing::RoutingConfig::liveness_pings`]).
+    pub liveness_pings: u64,
     /// Answers not sent because the reply queue was full.
     pub replies_dropped: u64,
     /// Requests not sent because the pending table was full.

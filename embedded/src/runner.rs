@@ -28,16 +28,11 @@ pub const RX_BYTES: usize = 2 * MAX_DATAGRAM;
 pub const TX_PACKETS: usize = 2;
 /// Bytes queued for sending.
 pub const TX_BYTES: usize = MAX_DATAGRAM;
-/// How long after a first failed bootstrap the runner tries its bootstrap addresses again;
-/// the wait doubles after each failure up to [`BOOTSTRAP_RETRY_MAX`].
-pub const BOOTSTRAP_RETRY: Duration = Duration::from_secs(2);
 /// How long a datagram may wait for room in the socket before the runner decides the queue is
 /// stuck and drops it. embassy-net (smoltcp) keeps a datagram to a neighbour whose ARP does not
 /// resolve at the head of the queue forever (one try a second), which would block every other
 /// peer; the runner then closes and rebinds the socket, dropping what was queued.
 pub const SEND_STALL: Duration = Duration::from_millis(2500);
-/// The longest wait between two bootstrap attempts.
-pub const BOOTSTRAP_RETRY_MAX: Duration = Duration::from_secs(64);
 
 /// The socket's buffers and the one datagram the node writes into: `RX_BYTES + TX_BYTES +
 /// MAX_DATAGRAM` bytes plus packet metadata. Put it in a `static` (its constructor is `const`).
@@ -127,8 +122,6 @@ pub struct Runner<
     port: u16,
     bootstrap: Vec<PeerAddr, MAX_BOOTSTRAP>,
     bootstrap_query: Option<QueryId>,
-    bootstrap_at: Option<embassy_time::Instant>,
-    bootstrap_wait: Duration,
     inflight: Vec<InFlight, CALLERS>,
 }
 
@@ -148,9 +141,9 @@ impl<
 {
     /// A runner that serves `node` on UDP `port` of `stack` and, once the network is up, joins
     /// through `bootstrap` (up to [`MAX_BOOTSTRAP`] addresses; none for the first node of a
-    /// network), trying again after [`BOOTSTRAP_RETRY`], then twice as long each time up to
-    /// [`BOOTSTRAP_RETRY_MAX`], until a bootstrap succeeds. Failed sends are logged; the node
-    /// counts the requests that time out (see `Node::stats`).
+    /// network); when that fails, or the node loses its contacts later, the node bootstraps
+    /// again on its own, with backoff (`kad_core::node` rejoin). Failed sends are logged; the
+    /// node counts the requests that time out (see `Node::stats`).
     pub fn new(
         stack: Stack<'a>,
         buffers: &'a mut SocketBuffers,
@@ -170,10 +163,8 @@ impl<
             node,
             shared,
             port,
-            bootstrap_at: (!bootstrap.is_empty()).then(embassy_time::Instant::now),
             bootstrap,
             bootstrap_query: None,
-            bootstrap_wait: BOOTSTRAP_RETRY,
             inflight: Vec::new(),
         })
     }
@@ -186,12 +177,14 @@ impl<
         if let Some(c) = self.stack.config_v4() {
             info!("kad: node {} on udp {}:{}", Disp(self.node.id()), Disp(c.address.address()), self.port);
         }
-        loop {
-            self.maybe_bootstrap();
-            let mut wake = deadline(self.drain().await);
-            if let Some(at) = self.bootstrap_at {
-                wake = wake.min(at);
+        if !self.bootstrap.is_empty() {
+            match self.node.bootstrap(&self.bootstrap, now()) {
+                Ok(q) => self.bootstrap_query = Some(q),
+                Err(e) => warn!("kad: bootstrap not started: {}", Disp(e)),
             }
+        }
+        loop {
+            let wake = deadline(self.drain().await);
             let take = self.node.can_start_query();
             let Runner { socket, node, shared, .. } = &mut self;
             let datagram = socket.recv_from_with(|bytes, meta| {
@@ -216,29 +209,6 @@ impl<
                 }
             }
         }
-    }
-
-    /// Starts the automatic bootstrap when it is due.
-    fn maybe_bootstrap(&mut self) {
-        let Some(at) = self.bootstrap_at else { return };
-        if at > embassy_time::Instant::now() {
-            return;
-        }
-        match self.node.bootstrap(&self.bootstrap, now()) {
-            Ok(q) => {
-                self.bootstrap_query = Some(q);
-                self.bootstrap_at = None;
-            }
-            Err(e) => {
-                warn!("kad: bootstrap not started: {}", Disp(e));
-                self.retry_bootstrap();
-            }
-        }
-    }
-
-    fn retry_bootstrap(&mut self) {
-        self.bootstrap_at = Some(embassy_time::Instant::now() + self.bootstrap_wait);
-        self.bootstrap_wait = (self.bootstrap_wait * 2).min(BOOTSTRAP_RETRY_MAX);
     }
 
     /// Hands a command to the node; one it refuses is answered at once with the reason.
@@ -324,14 +294,8 @@ impl<
         if self.bootstrap_query == Some(id) {
             self.bootstrap_query = None;
             match &outcome {
-                Outcome::Bootstrap(Ok(n)) => {
-                    info!("kad: joined the network, {} contacts", n);
-                    self.bootstrap_wait = BOOTSTRAP_RETRY;
-                }
-                _ => {
-                    warn!("kad: bootstrap failed, trying again in {} s", self.bootstrap_wait.as_secs());
-                    self.retry_bootstrap();
-                }
+                Outcome::Bootstrap(Ok(n)) => info!("kad: joined the network, {} contacts", n),
+                _ => warn!("kad: bootstrap failed; the node tries again on its own"),
             }
             return;
         }

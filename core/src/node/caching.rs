@@ -37,7 +37,7 @@ impl<
                     // Fire and forget: the answer is not awaited; the result is delivered once
                     // this request has been transmitted (see `poll_output`).
                     let req = Request::Store { query: Some(qid), key, cached_ttl: Some(ttl) };
-                    let _ = self.send_request(addr, Some(id), req, None);
+                    let _ = self.send_request(addr, Some(id), req);
                 }
             }
         }

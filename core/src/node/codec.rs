@@ -7,7 +7,7 @@ use heapless::Vec;
 
 use crate::addr::PeerAddr;
 use crate::id::{Key, NodeId};
-use crate::routing::Contact;
+use crate::routing::{Contact, ContactState};
 use crate::store::{Origin, Record, RecordStore, Signer};
 use crate::wire::{
     self, Body, Bytes, Flags, Header, Message, Peer, TxId, WireRecord, WireSignature, MAX_CONTACTS,
@@ -114,7 +114,10 @@ impl<
 
     pub(super) fn closest_peers(&self, target: &Key, exclude: &NodeId) -> Vec<Peer, MAX_CONTACTS> {
         let mut out = [Contact::new(self.id, PeerAddr::V4([0; 4], 0), self.now); MAX_CONTACTS];
-        let n = self.routing.closest(target, Some(exclude), &mut out[..K.min(MAX_CONTACTS)]);
+        // Only good contacts: a peer is never sent one this node does not know to be alive.
+        let (rt, now) = (&self.routing, self.now);
+        let good = |c: &Contact| rt.state(c, now) == ContactState::Good;
+        let n = rt.closest_where(target, Some(exclude), &mut out[..K.min(MAX_CONTACTS)], good);
         out[..n].iter().map(|c| Peer { id: c.id, addr: c.addr }).collect()
     }
 

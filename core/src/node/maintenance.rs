@@ -56,6 +56,8 @@ impl<
             }
         }
         self.refresh_buckets();
+        self.ping_silent_contacts();
+        self.check_rejoin();
     }
 
     /// Starts a republish of the held record under `key`: a holder sends it with its remaining

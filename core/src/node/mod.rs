@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::id::NodeId;
 use crate::providers::Providers;
 use crate::routing::RoutingTable;
+use crate::rtt::RttEstimator;
 use crate::stats::Stats;
 use crate::store::RecordStore;
 use crate::time::Instant;
@@ -32,14 +33,18 @@ pub(crate) mod replication;
 pub(crate) mod requests;
 pub(crate) mod responses;
 pub(crate) mod rpc;
+#[cfg(any(test, feature = "selftest"))]
+pub(crate) mod testpeer;
 
 pub use commands::{Error, SignedPut};
 pub use outcome::{Acks, Outcome, QueryError, QueryStats};
 pub use queries::QueryId;
+pub use rejoin::MAX_SEEDS;
 pub use rpc::REQUEST_ATTEMPTS;
 
 use peers::PeerChange;
 use queries::{Phase, Query};
+use rejoin::Rejoin;
 use requests::Reply;
 use rpc::Pending;
 
@@ -127,6 +132,8 @@ pub struct Node<
     events: Deque<PeerChange, E>,
     next_query: u64,
     next_maintenance: Instant,
+    rtt: RttEstimator,
+    rejoin: Rejoin,
     stats: Stats,
 }
 
@@ -162,6 +169,8 @@ impl<
             events: Deque::new(),
             next_query: 1,
             next_maintenance: now + config.maintenance_interval,
+            rtt: RttEstimator::new(),
+            rejoin: Rejoin::new(&config),
             stats: Stats::default(),
         }
     }
@@ -189,6 +198,11 @@ impl<
     /// The record store, mutably (for example to delete a record).
     pub fn store_mut(&mut self) -> &mut S {
         &mut self.store
+    }
+
+    /// The node-wide round-trip estimate (the timeout of peers never measured).
+    pub fn rtt(&self) -> &RttEstimator {
+        &self.rtt
     }
 
     /// Counters.
@@ -261,6 +275,8 @@ impl<
         if now >= self.next_maintenance {
             self.next_maintenance = now + self.config.maintenance_interval;
             self.maintenance();
+        } else if self.rejoin.due.is_some_and(|due| due <= now) {
+            self.check_rejoin();
         }
         let mut i = 0;
         while i < self.queries.len() {
@@ -291,9 +307,10 @@ impl<
                     return Some(Transmit { to: p.to, len });
                 }
                 None => {
-                    // The record vanished or the buffer is too small: drop the request
-                    // without blaming the peer.
+                    // The record vanished or the buffer is too small: drop the request (and
+                    // its other attempts) without blaming the peer.
                     self.pending.swap_remove(i);
+                    self.pending.retain(|o| !o.same_request(&p));
                     self.stats.requests_dropped += 1;
                     self.request_failed_for_query(p);
                     if let Some(qid) = p.request.query() {
@@ -305,11 +322,12 @@ impl<
         None
     }
 
-    /// When `handle_timeout` should be called next: the earliest request deadline, or the
-    /// next maintenance run.
+    /// When `handle_timeout` should be called next: the earliest request deadline, the next
+    /// maintenance run, or the next attempt to rejoin.
     pub fn poll_timeout(&self) -> Instant {
         let rpc = self.pending.iter().map(|p| p.deadline).min();
-        rpc.map_or(self.next_maintenance, |d| d.min(self.next_maintenance))
+        let next = rpc.map_or(self.next_maintenance, |d| d.min(self.next_maintenance));
+        self.rejoin.due.map_or(next, |due| due.min(next))
     }
 
     /// The next thing to do, written for the one loop every front end runs after each input

@@ -74,7 +74,8 @@ pub struct Acks {
 // No allocator to box the large variant; every variant is bounded by the capacities.
 #[allow(clippy::large_enum_variant)]
 pub enum Outcome<const V: usize> {
-    /// Bootstrap: the number of contacts in the routing table.
+    /// Bootstrap: the number of contacts in the routing table; an error when its lookup of the
+    /// own id reached no peer.
     Bootstrap(Result<usize, QueryError>),
     /// FIND_NODE: the closest peers that answered, nearest first.
     FindNode(Result<Vec<Peer, MAX_CONTACTS>, QueryError>),
@@ -119,11 +120,17 @@ impl<
         let answered = q.lookup.succeeded().count();
         let no_peers = answered == 0 && q.record.is_none();
         match q.kind {
-            Kind::Bootstrap => Outcome::Bootstrap(if self.routing.is_empty() {
-                Err(QueryError::NoPeers)
-            } else {
-                Ok(self.routing.len())
-            }),
+            // A server has joined when its own-id lookup reached a peer, a client when a seed
+            // answered its ping (see `pings_done`).
+            Kind::Bootstrap => Outcome::Bootstrap(
+                if self.routing.is_empty()
+                    || (answered == 0 && !(self.config.client_mode && q.stats.responses > 0))
+                {
+                    Err(QueryError::NoPeers)
+                } else {
+                    Ok(self.routing.len())
+                },
+            ),
             Kind::FindNode | Kind::Refresh => Outcome::FindNode(if no_peers {
                 Err(QueryError::NoPeers)
             } else {

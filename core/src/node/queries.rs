@@ -6,7 +6,7 @@ use heapless::Vec;
 use crate::addr::PeerAddr;
 use crate::id::{Key, NodeId};
 use crate::lookup::Lookup;
-use crate::routing::Contact;
+use crate::routing::{Contact, ContactState};
 use crate::store::{Record, RecordStore};
 use crate::wire::{Peer, StoreStatus, MAX_PROVIDERS};
 
@@ -133,11 +133,17 @@ impl<
         Some(qid)
     }
 
-    /// Seeds the lookup from the routing table and sends the first α requests.
+    /// Seeds the lookup from the routing table — the closest good contacts, and questionable
+    /// ones only if fewer than `K` are good; never bad ones — and sends the first α requests.
     pub(super) fn start_lookup(&mut self, qid: QueryId) {
         let Some(target) = self.query_mut(qid).map(|q| *q.lookup.target()) else { return };
         let mut seeds = [Contact::new(self.id, PeerAddr::V4([0; 4], 0), self.now); K];
-        let n = self.routing.closest(&target, None, &mut seeds);
+        let (rt, now) = (&self.routing, self.now);
+        let mut n = rt.closest_where(&target, None, &mut seeds, |c| rt.state(c, now) == ContactState::Good);
+        if n < K {
+            let questionable = |c: &Contact| rt.state(c, now) == ContactState::Questionable;
+            n += rt.closest_where(&target, None, &mut seeds[n..], questionable);
+        }
         let q = self.query_mut(qid).expect("checked above");
         q.phase = Phase::Lookup;
         for c in &seeds[..n] {
@@ -168,8 +174,7 @@ impl<
                         Kind::GetProviders => Request::GetProviders { query: qid, key: target },
                         _ => Request::FindNode { query: qid, target },
                     };
-                    let timeout = self.rpc_timeout(&c.id);
-                    let sent = self.send_request(c.addr, Some(c.id), req, Some(timeout)).is_ok();
+                    let sent = self.send_request(c.addr, Some(c.id), req).is_ok();
                     let Some(q) = self.query_mut(qid) else { return };
                     if !sent {
                         // No room for another request: ask again when a slot frees.
@@ -191,8 +196,7 @@ impl<
                         } else {
                             Request::Store { query: Some(qid), key, cached_ttl: None }
                         };
-                        let timeout = self.rpc_timeout(&c.id);
-                        let sent = self.send_request(c.addr, Some(c.id), req, Some(timeout)).is_ok();
+                        let sent = self.send_request(c.addr, Some(c.id), req).is_ok();
                         let Some(q) = self.query_mut(qid) else { return };
                         if !sent {
                             q.starved = true;

@@ -2,7 +2,7 @@
 
 use crate::addr::PeerAddr;
 use crate::id::{Key, NodeId};
-use crate::routing::Contact;
+use crate::routing::{Contact, ContactState};
 use crate::store::{Origin, RecordMeta, RecordStore};
 use crate::time::Instant;
 
@@ -34,10 +34,12 @@ impl<
                 continue;
             }
             let mut near = [Contact::new(self.id, addr, self.now); K];
-            let n = self.routing.closest(&key, Some(&peer), &mut near);
+            let (rt, now) = (&self.routing, self.now);
+            let alive = |c: &Contact| rt.state(c, now) != ContactState::Bad;
+            let n = rt.closest_where(&key, Some(&peer), &mut near, alive);
             if newcomer_gets::<K>(&key, &self.id, &peer, &near[..n]) {
                 let req = Request::Store { query: None, key, cached_ttl: None };
-                if self.send_request(addr, Some(peer), req, None).is_ok() {
+                if self.send_request(addr, Some(peer), req).is_ok() {
                     self.stats.replications += 1;
                 } else {
                     return;

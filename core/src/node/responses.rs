@@ -33,7 +33,11 @@ impl<
             return;
         };
         let p = self.pending.swap_remove(i);
+        let held = p.holds_slot();
+        // One answer settles every attempt of the request (retries, a late first attempt).
+        self.pending.retain(|o| !o.same_request(&p));
         let rtt = self.now.saturating_since(p.sent_at);
+        self.rtt.sample(rtt);
         if !h.flags.is_client() {
             self.saw_peer(h.sender, from, true);
             self.routing.on_alive(&h.sender, Some(rtt), self.now);
@@ -46,7 +50,7 @@ impl<
                         q.outstanding = q.outstanding.saturating_sub(1);
                         q.stats.responses += 1;
                         if q.outstanding == 0 && q.phase == Phase::Pinging {
-                            self.start_lookup(qid);
+                            self.pings_done(qid);
                         }
                     }
                 }
@@ -54,11 +58,11 @@ impl<
             }
             (Request::FindNode { query, .. }, Body::Nodes { contacts })
             | (Request::FindValue { query, .. }, Body::Nodes { contacts }) => {
-                self.lookup_success(query, sender, contacts);
+                self.lookup_success(query, sender, contacts, held);
                 true
             }
             (Request::FindValue { query, key }, Body::Value { record }) => {
-                self.found_value(query, key, sender, record)
+                self.found_value(query, key, sender, record, held)
             }
             (Request::GetProviders { query, .. }, Body::Providers { providers, closer }) => {
                 if let Some(q) = self.query_mut(query) {
@@ -68,7 +72,7 @@ impl<
                         }
                     }
                 }
-                self.lookup_success(query, sender, closer);
+                self.lookup_success(query, sender, closer, held);
                 true
             }
             (Request::Store { query, .. }, Body::Stored { status }) => {
@@ -91,21 +95,35 @@ impl<
         self.drive_starved();
     }
 
-    pub(super) fn lookup_success(&mut self, qid: QueryId, sender: NodeId, contacts: &[Peer]) {
+    /// A lookup's request to `sender` was answered with `contacts`; `held` when it was the
+    /// first attempt, in time (it holds an α slot).
+    pub(super) fn lookup_success(&mut self, qid: QueryId, sender: NodeId, contacts: &[Peer], held: bool) {
         let own = self.id;
         if let Some(q) = self.query_mut(qid) {
             if q.phase == Phase::Lookup {
                 q.stats.responses += 1;
                 let closer =
                     contacts.iter().filter(|c| c.id != own && c.addr.is_routable()).map(|c| (c.id, c.addr));
-                q.lookup.on_success(&sender, closer);
+                if held {
+                    q.lookup.on_success(&sender, closer);
+                } else {
+                    q.lookup.on_late_success(&sender, closer);
+                }
             }
         }
     }
 
     /// A peer answered FIND_VALUE with a record: verify it, keep it, and finish (unsigned) or
-    /// keep the highest sequence number (signed). Returns false for an invalid record.
-    pub(super) fn found_value(&mut self, qid: QueryId, key: Key, sender: NodeId, w: &WireRecord<'_>) -> bool {
+    /// keep the highest sequence number (signed). Returns false for an invalid record. `held` as
+    /// for [`Node::lookup_success`].
+    pub(super) fn found_value(
+        &mut self,
+        qid: QueryId,
+        key: Key,
+        sender: NodeId,
+        w: &WireRecord<'_>,
+        held: bool,
+    ) -> bool {
         let Some(rec) = self.record_from_wire(w, Origin::Cache) else {
             return false;
         };
@@ -118,7 +136,11 @@ impl<
         }
         q.stats.responses += 1;
         let hop = q.lookup.candidates().iter().find(|c| c.id == sender).map_or(1, |c| c.hop);
-        q.lookup.on_success(&sender, core::iter::empty());
+        if held {
+            q.lookup.on_success(&sender, core::iter::empty());
+        } else {
+            q.lookup.on_late_success(&sender, core::iter::empty());
+        }
         let better = match (&q.record, &rec.signer) {
             (None, _) => true,
             (Some(old), Some(s)) => old.signer.is_none_or(|o| s.seq > o.seq),

@@ -151,6 +151,11 @@ pub struct Network {
     pub timeouts: u64,
     /// Requests sent again after a timeout, summed over nodes up at the end.
     pub retries: u64,
+    /// Background pings of contacts about to turn questionable (nodes up at the end).
+    pub liveness_pings: u64,
+    /// Bootstraps the nodes started on their own (table ran dry, or a bootstrap failed; nodes
+    /// up at the end).
+    pub rebootstraps: u64,
     /// Requests not sent because a node's pending table was full (nodes up at the end).
     pub requests_dropped: u64,
     /// Replies not sent because a node's reply queue was full (nodes up at the end).

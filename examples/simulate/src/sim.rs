@@ -852,6 +852,8 @@ impl Sim<'_, '_> {
             let st = node.stats();
             self.net.timeouts += st.timeouts;
             self.net.retries += st.retries;
+            self.net.liveness_pings += st.liveness_pings;
+            self.net.rebootstraps += st.rebootstraps;
             self.net.requests_dropped += st.requests_dropped;
             self.net.replies_dropped += st.replies_dropped;
             self.net.records_evicted += st.records_evicted;
