@@ -171,6 +171,7 @@ fn node_error(e: Error, lone: impl FnOnce() -> Response) -> Response {
         Error::Refused(kad_core::Error::ValueTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
         Error::Refused(kad_core::Error::BadSignature) => StatusCode::UNAUTHORIZED,
         Error::Refused(kad_core::Error::StoreFull) => StatusCode::INSUFFICIENT_STORAGE,
+        Error::Refused(kad_core::Error::Conflict(_)) => StatusCode::CONFLICT,
         e if explain::is_input(e) => StatusCode::BAD_REQUEST,
         e if e.is_network() => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
