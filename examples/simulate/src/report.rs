@@ -221,8 +221,24 @@ pub struct Report {
     pub value_life: ValueLife,
     /// The network.
     pub network: Network,
+    /// What the hostile nodes achieved (runs with `--hostile`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostile: Option<Hostile>,
     /// Cost.
     pub cost: Cost,
+}
+
+/// What the hostile nodes of a run achieved.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Hostile {
+    /// Hostile nodes.
+    pub nodes: usize,
+    /// Measured FIND_VALUE lookups that returned the liars' forged value.
+    pub forged_returned: usize,
+    /// End-of-run checks that returned the forged value.
+    pub forged_at_end: usize,
+    /// Honest nodes holding a copy of the forged value at the end (cached by a getter).
+    pub forged_held_by_honest: usize,
 }
 
 impl Report {
