@@ -506,19 +506,10 @@ impl Task {
     async fn run(mut self) {
         let mut buf = vec![0u8; MAX_DATAGRAM + 1];
         let mut out = vec![0u8; MAX_DATAGRAM];
-        // One timer for the task's life, moved rather than made anew each turn: a new timer
-        // registers with (and on drop leaves) the runtime's timer wheel, under its lock, for
-        // every datagram; moving an armed timer later takes no lock.
-        let timer = tokio::time::sleep_until(tokio::time::Instant::now());
-        tokio::pin!(timer);
         loop {
             self.start_waiting();
             let wake = self.drain(&mut out).await;
-            let wake = self.clock.to_tokio(wake);
             self.housekeeping();
-            if timer.deadline() != wake {
-                timer.as_mut().reset(wake);
-            }
             tokio::select! {
                 r = self.socket.recv_from(&mut buf) => match r {
                     Ok((n, from)) => {
@@ -547,7 +538,7 @@ impl Task {
                     None => break,
                     Some(q) => drop(self.backlog.push(q)),
                 },
-                () = &mut timer => self.core.handle_timeout(self.clock.now()),
+                _ = tokio::time::sleep_until(self.clock.to_tokio(wake)) => self.core.handle_timeout(self.clock.now()),
             }
         }
         for (_, w) in self.waiters.drain() {

@@ -2,10 +2,10 @@
 //! redb database, written durably before a STORE is acknowledged. The same file keeps the
 //! node's id and its routing contacts across restarts.
 //!
-//! A record is held as its encoding ([`encode_record`]): a header of [`HEADER_LEN`] bytes
-//! ([`SIGNER_LEN`] more when signed) and the data, in one allocation of exactly that length,
-//! both in memory and as the redb value. So a record costs its value plus a constant (the
-//! header, its B-tree entry, the allocator's rounding), not a full [`VALUE`]-byte buffer.
+//! A record is held as its encoding: a header of [`HEADER_LEN`] bytes ([`SIGNER_LEN`] more
+//! when signed) and the data, in one allocation of exactly that length, both in memory and as
+//! the redb value. So a record costs its value plus a constant (the header, its B-tree entry,
+//! the allocator's rounding), not a full [`VALUE`]-byte buffer.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
