@@ -466,6 +466,16 @@ async fn metrics(State(v): State<Views>) -> Response {
     counter("kad_rpcs_in_total", "Requests received, by kind.", &by_kind(&st.requests_in));
     counter("kad_rpcs_out_total", "Requests sent, by kind.", &by_kind(&st.requests_out));
     counter("kad_rpc_timeouts_total", "Requests that got no answer in time.", &one(st.timeouts));
+    counter(
+        "kad_rpcs_deferred_total",
+        "Requests that found the pending table full (a query's wait for a free slot).",
+        &one(st.requests_deferred),
+    );
+    counter(
+        "kad_rpcs_abandoned_total",
+        "Requests abandoned before sending (their record vanished).",
+        &one(st.requests_abandoned),
+    );
     counter("kad_datagrams_in_total", "Datagrams received.", &one(st.datagrams_in));
     counter("kad_datagrams_out_total", "Datagrams sent.", &one(st.datagrams_out));
     counter(

@@ -156,8 +156,9 @@ pub struct Network {
     /// Bootstraps the nodes started on their own (table ran dry, or a bootstrap failed; nodes
     /// up at the end).
     pub rebootstraps: u64,
-    /// Requests not sent because a node's pending table was full (nodes up at the end).
-    pub requests_dropped: u64,
+    /// Requests that found a node's pending table full and waited for a slot (a query's) or
+    /// were skipped (a background ping, cache copy or retry; nodes up at the end).
+    pub requests_deferred: u64,
     /// Replies not sent because a node's reply queue was full (nodes up at the end).
     pub replies_dropped: u64,
     /// Records evicted from full stores (nodes up at the end).

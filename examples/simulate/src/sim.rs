@@ -900,7 +900,7 @@ impl Sim<'_, '_> {
             self.net.retries += st.retries;
             self.net.liveness_pings += st.liveness_pings;
             self.net.rebootstraps += st.rebootstraps;
-            self.net.requests_dropped += st.requests_dropped;
+            self.net.requests_deferred += st.requests_deferred;
             self.net.replies_dropped += st.replies_dropped;
             self.net.records_evicted += st.records_evicted;
             self.net.replications += st.replications;
