@@ -76,7 +76,7 @@ $("put").onclick = async () => {
   result("storing…");
   try {
     const acks = await node.put($("key").value, $("value").value);
-    result(`stored on ${acks} peers`);
+    result(`stored on ${acks} ${acks === 1 ? "peer" : "peers"}`);
   } catch (e) {
     result(e.message, true);
   }

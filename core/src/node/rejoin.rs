@@ -124,8 +124,9 @@ impl<
 
     /// Every bootstrap ping of `qid` was answered or failed. A server goes on to look up its own
     /// id, so that the nodes near it learn of it. A client is never looked for: it has joined
-    /// once a seed answered (its own lookups fill its table), which spares a one-shot command a
-    /// lookup that waits on whatever dead contacts the seeds still hand out.
+    /// once a seed answered, which spares a one-shot command a lookup that waits on whatever
+    /// dead contacts the seeds still hand out; it then learns its part of the network with the
+    /// same lookup in the background, which nobody waits for.
     pub(super) fn pings_done(&mut self, qid: QueryId) {
         if !self.config.client_mode || self.routing.is_empty() {
             self.start_lookup(qid);
@@ -133,6 +134,7 @@ impl<
         }
         self.finish(qid);
         self.joined();
+        self.start_internal(Kind::Refresh, self.id.as_key());
     }
 
     /// The own-id lookup of a bootstrap finished. If it reached a peer, every bucket it did not
@@ -251,7 +253,8 @@ pub(crate) mod tests {
             let d = drain(&mut n);
             let d = answer_ping(&mut n, at(10), seed, &d);
             assert_eq!(joined(&d), Some(Ok(1)));
-            assert_eq!(d.requests_to(seed.addr).count(), 0, "no own-id lookup, no refresh");
+            // The own-id lookup follows, in the background.
+            assert!(d.requests_to(seed.addr).any(|s| s.request == Some(RequestKind::FindNode)));
             // A server asks the seed for its own neighbourhood instead.
             let mut n = node(Config::default());
             n.bootstrap(&[seed.addr], at(0)).unwrap();
