@@ -30,6 +30,10 @@ pub struct Limits {
     pub bucket_per_prefix: u8,
     /// Contacts of one prefix in the whole routing table. Default 10.
     pub table_per_prefix: u16,
+    /// One prefix holds at most one in `table_fraction` of the routing table's contacts (its
+    /// first contact is always admitted), so that a small table is not a prefix's for the
+    /// taking either. 1 turns this off. Default 10 (one tenth).
+    pub table_fraction: u16,
     /// Requests one source prefix may send per second, on average; more are dropped
     /// ([`crate::Stats::requests_limited`]). Default 100.
     pub requests_per_sec: u32,
@@ -53,6 +57,7 @@ impl Default for Limits {
             on_loopback: false,
             bucket_per_prefix: 2,
             table_per_prefix: 10,
+            table_fraction: 10,
             requests_per_sec: 100,
             request_burst: 200,
             reply_factor: 3,

@@ -814,6 +814,12 @@ impl<
             }
         }
         assert!(contacts.next().is_none(), "iter has contacts bucket_sizes does not count");
+        let limits = t.config().limits;
+        for c in rt.iter().filter(|c| limits.apply_to(&c.addr)) {
+            let same = rt.iter().filter(|o| o.addr.prefix() == c.addr.prefix()).count();
+            assert!(same <= usize::from(limits.table_per_prefix), "{same} contacts of the prefix of {}", c.addr);
+            assert_eq!(rt.iter().filter(|o| o.addr == c.addr).count(), 1, "two contacts at {}", c.addr);
+        }
         assert!(rt.len() <= B * K);
 
         let store = t.store();
@@ -983,6 +989,11 @@ fn only_grow(old: &Stats, new: &Stats) {
         republished,
         events_dropped,
         providers_refused,
+        requests_limited,
+        verify_pings,
+        diversity_refused,
+        address_reused,
+        replies_trimmed,
     } = *new;
     let counters = [
         (datagrams_in, old.datagrams_in, "datagrams_in"),
@@ -1008,6 +1019,11 @@ fn only_grow(old: &Stats, new: &Stats) {
         (replications, old.replications, "replications"),
         (republished, old.republished, "republished"),
         (events_dropped, old.events_dropped, "events_dropped"),
+        (requests_limited, old.requests_limited, "requests_limited"),
+        (verify_pings, old.verify_pings, "verify_pings"),
+        (diversity_refused, old.diversity_refused, "diversity_refused"),
+        (address_reused, old.address_reused, "address_reused"),
+        (replies_trimmed, old.replies_trimmed, "replies_trimmed"),
         (providers_refused, old.providers_refused, "providers_refused"),
     ];
     for (new, old, name) in counters {

@@ -1,9 +1,10 @@
 //! Routing-table diversity (as discv5 and go-libp2p-kad-dht keep it): at most
 //! [`Limits::bucket_per_prefix`] contacts of one network prefix (IPv4 /24, IPv6 /64) in a
-//! bucket and [`Limits::table_per_prefix`] in the whole table, so that one operator with many
-//! addresses in one network cannot fill the table (an eclipse). Checked when a contact enters
-//! a bucket, a replacement's promotion included; loopback is exempt unless
-//! [`Limits::on_loopback`].
+//! bucket, [`Limits::table_per_prefix`] in the whole table, and one in
+//! [`Limits::table_fraction`] of the table's contacts (its first always), so that one operator
+//! with many addresses in one network cannot fill the table (an eclipse), however small the
+//! table. Checked when a contact enters a bucket, a replacement's promotion included; loopback
+//! is exempt unless [`Limits::on_loopback`].
 
 use crate::addr::PeerAddr;
 use crate::limits::Limits;
@@ -11,7 +12,8 @@ use crate::limits::Limits;
 use super::Contact;
 
 /// Whether one more contact at `addr` may join a bucket holding `bucket` in a table holding
-/// `table`.
+/// `table`. A contact at `addr` itself does not count: the newcomer takes its place (one
+/// address holds one id).
 pub fn admits<'a>(
     limits: &Limits,
     addr: &PeerAddr,
@@ -22,9 +24,16 @@ pub fn admits<'a>(
         return true;
     }
     let p = addr.prefix();
-    let same = |c: &&Contact| c.addr.prefix() == p;
+    let same = |c: &&Contact| c.addr.prefix() == p && c.addr != *addr;
+    let (mut in_table, mut len) = (0, 0);
+    for c in table.filter(|c| c.addr != *addr) {
+        len += 1;
+        in_table += usize::from(same(&c));
+    }
+    let share_ok = in_table == 0 || (in_table + 1) * usize::from(limits.table_fraction) <= len + 1;
     bucket.filter(same).count() < usize::from(limits.bucket_per_prefix)
-        && table.filter(same).count() < usize::from(limits.table_per_prefix)
+        && in_table < usize::from(limits.table_per_prefix)
+        && share_ok
 }
 
 #[cfg(any(test, feature = "selftest"))]
@@ -43,8 +52,11 @@ pub(crate) mod tests {
         NodeId::from_bytes(b)
     }
 
+    /// A table with the default limits except the share of the table (off), so that each
+    /// count can be tested on its own.
     fn table() -> RoutingTable<16, 8, 2> {
         RoutingTable::new(NodeId::from_bytes([0; 20]), RoutingConfig::default(), Instant::ZERO)
+            .with_limits(Limits { table_fraction: 1, ..Limits::default() })
     }
 
     crate::selftest::unit_tests! {
@@ -65,7 +77,7 @@ pub(crate) mod tests {
         }
 
         fn one_prefix_holds_at_most_ten_contacts_of_the_table() {
-            let mut t = table().with_limits(Limits { bucket_per_prefix: 20, ..Limits::default() });
+            let mut t = table().with_limits(Limits { bucket_per_prefix: 20, table_fraction: 1, ..Limits::default() });
             let mut added = 0;
             for cpl in 0..10 {
                 for n in 0..2 {
@@ -76,13 +88,28 @@ pub(crate) mod tests {
             assert_eq!(added, 10);
         }
 
+        fn one_prefix_holds_at_most_a_tenth_of_the_table_but_always_one_contact() {
+            let mut t = RoutingTable::<16, 8, 2>::new(NodeId::from_bytes([0; 20]), RoutingConfig::default(), Instant::ZERO);
+            let sybil = |n: u8| PeerAddr::V4([192, 0, 2, n], 1);
+            assert_eq!(t.insert(id(0, 100), sybil(100), true, Instant::ZERO), Insert::Added, "the first one");
+            assert_eq!(t.insert(id(0, 101), sybil(101), true, Instant::ZERO), Insert::Refused, "2 of 2");
+            // 17 contacts of other networks: a second one of 192.0.2 would be 2 of 19.
+            for n in 0..17u8 {
+                let a = PeerAddr::V4([198, 51, n, 1], 1);
+                assert_eq!(t.insert(id(usize::from(n % 6), n), a, true, Instant::ZERO), Insert::Added);
+            }
+            assert_eq!(t.insert(id(3, 101), sybil(101), true, Instant::ZERO), Insert::Refused, "2 of 19");
+            t.insert(id(4, 30), PeerAddr::V4([198, 51, 30, 1], 1), true, Instant::ZERO);
+            assert_eq!(t.insert(id(3, 101), sybil(101), true, Instant::ZERO), Insert::Added, "2 of 20");
+        }
+
         fn loopback_is_exempt_unless_the_limits_apply_to_it() {
             let lo = |n: u8| PeerAddr::V4([127, 0, 0, n], 1);
             let mut t = table();
             for n in 0..3 {
                 assert_eq!(t.insert(id(0, n), lo(n), true, Instant::ZERO), Insert::Added);
             }
-            let mut t = table().with_limits(Limits { on_loopback: true, ..Limits::default() });
+            let mut t = table().with_limits(Limits { on_loopback: true, table_fraction: 1, ..Limits::default() });
             for n in 0..2 {
                 assert_eq!(t.insert(id(0, n), lo(n), true, Instant::ZERO), Insert::Added);
             }
@@ -92,7 +119,7 @@ pub(crate) mod tests {
         fn a_replacement_of_a_full_prefix_is_not_promoted() {
             let at = |n: u8, h: u8| PeerAddr::V4([192, 0, n, h], 1);
             let mut t = RoutingTable::<1, 2, 2>::new(NodeId::from_bytes([0; 20]), RoutingConfig::default(), Instant::ZERO)
-                .with_limits(Limits { bucket_per_prefix: 1, ..Limits::default() });
+                .with_limits(Limits { bucket_per_prefix: 1, table_fraction: 1, ..Limits::default() });
             t.insert(id(0, 1), at(2, 1), true, Instant::ZERO);
             t.insert(id(0, 2), at(3, 1), true, Instant::ZERO);
             // The bucket is full: 192.0.4.1 waits as a replacement.
