@@ -82,9 +82,14 @@ struct Source {
     /// Last refill.
     at: Instant,
     /// Requests left, in thousandths.
-    requests: u64,
-    /// Bytes left beyond the reply factor.
-    bytes: u64,
+    requests: u32,
+    /// Bytes left beyond the reply factor, in thousandths.
+    bytes: u32,
+}
+
+/// `n` capped to fit a `u32`.
+fn cap(n: u64) -> u32 {
+    n.min(u64::from(u32::MAX)) as u32
 }
 
 /// Token buckets of up to `N` source prefixes (see the module docs).
@@ -118,8 +123,8 @@ impl<const N: usize> Sources<N> {
                 let fresh = Source {
                     prefix,
                     at: now,
-                    requests: u64::from(limits.request_burst) * 1000,
-                    bytes: u64::from(limits.unverified_burst_bytes),
+                    requests: cap(u64::from(limits.request_burst) * 1000),
+                    bytes: cap(u64::from(limits.unverified_burst_bytes) * 1000),
                 };
                 if self.entries.push(fresh).is_ok() {
                     self.entries.len() - 1
@@ -133,10 +138,10 @@ impl<const N: usize> Sources<N> {
         let s = &mut self.entries[i];
         let ms = now.saturating_since(s.at).min(Duration::from_secs(3600)).as_millis() as u64;
         s.at = s.at.max(now);
-        s.requests = (s.requests + ms * u64::from(limits.requests_per_sec))
-            .min(u64::from(limits.request_burst) * 1000);
-        s.bytes = (s.bytes + ms * u64::from(limits.unverified_bytes_per_sec) / 1000)
-            .min(u64::from(limits.unverified_burst_bytes));
+        let requests = u64::from(s.requests) + ms * u64::from(limits.requests_per_sec);
+        s.requests = cap(requests.min(u64::from(limits.request_burst) * 1000));
+        let bytes = u64::from(s.bytes) + ms * u64::from(limits.unverified_bytes_per_sec);
+        s.bytes = cap(bytes.min(u64::from(limits.unverified_burst_bytes) * 1000));
         Some(s)
     }
 
@@ -154,7 +159,7 @@ impl<const N: usize> Sources<N> {
     /// spent, when fewer are left.
     pub fn spend_bytes(&mut self, prefix: Prefix, bytes: usize, limits: &Limits, now: Instant) -> bool {
         let Some(s) = self.entry(prefix, limits, now) else { return false };
-        let bytes = bytes as u64;
+        let Some(bytes) = u32::try_from(bytes).ok().and_then(|b| b.checked_mul(1000)) else { return false };
         if s.bytes < bytes {
             return false;
         }
