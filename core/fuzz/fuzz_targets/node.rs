@@ -51,8 +51,10 @@ const SETTLE_ROUNDS: usize = 20_000;
 
 const TARGET: PeerAddr = PeerAddr::V4([10, 0, 0, 1], 4000);
 
+/// Peer `i`'s address: each peer in a /24 of its own, as on the internet (the routing table's
+/// diversity limits count /24s).
 fn peer_addr(i: usize) -> PeerAddr {
-    PeerAddr::V4([10, 0, 0, 2 + i as u8], 4000)
+    PeerAddr::V4([10, 0, 2 + i as u8, 1], 4000)
 }
 
 /// Addresses an input names: the target, its honest peers, then addresses where no node
@@ -60,10 +62,10 @@ fn peer_addr(i: usize) -> PeerAddr {
 /// port, and unroutable ones).
 const ADDRS: [PeerAddr; 16] = [
     TARGET,
-    PeerAddr::V4([10, 0, 0, 2], 4000),
-    PeerAddr::V4([10, 0, 0, 3], 4000),
-    PeerAddr::V4([10, 0, 0, 4], 4000),
-    PeerAddr::V4([10, 0, 0, 5], 4000),
+    PeerAddr::V4([10, 0, 2, 1], 4000),
+    PeerAddr::V4([10, 0, 3, 1], 4000),
+    PeerAddr::V4([10, 0, 4, 1], 4000),
+    PeerAddr::V4([10, 0, 5, 1], 4000),
     PeerAddr::V4([10, 0, 0, 6], 4000),
     PeerAddr::V4([10, 0, 0, 7], 4000),
     PeerAddr::V4([10, 0, 1, 1], 4000),
@@ -71,7 +73,7 @@ const ADDRS: [PeerAddr; 16] = [
     PeerAddr::V4([127, 0, 0, 1], 4000),
     PeerAddr::V6([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], 4000),
     PeerAddr::V6([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2], 4000),
-    PeerAddr::V4([10, 0, 0, 2], 4001),
+    PeerAddr::V4([10, 0, 2, 1], 4001),
     PeerAddr::V4([0, 0, 0, 0], 0),
     PeerAddr::V4([224, 0, 0, 1], 4000),
     PeerAddr::V4([10, 0, 0, 8], 0),
@@ -458,7 +460,8 @@ impl<
         const E: usize,
     > World<N, B, K, R, Q, P, V, PV, E>
 {
-    /// The network every run starts from: the peers bootstrap from the target; the target puts
+    /// The network every run starts from: the peers bootstrap from the target, one after the
+    /// other; the target puts
     /// a record and provides a key, a peer puts another; then the target starts a get and a
     /// find_node and a peer a get, all left in flight.
     fn new(client_mode: bool) -> Self {
@@ -486,10 +489,12 @@ impl<
             sent: 0,
             counters: Stats::default(),
         };
+        // One at a time: the target verifies a stranger's address with a ping, only a few at
+        // once (a quarter of its pending slots), and a client target hears from each only once.
         for i in 0..PEERS {
             w.peer_command(i, &Cmd::Bootstrap(vec![Addr::Known(0)]));
+            w.deliver_all();
         }
-        w.deliver_all();
         w.command(&Cmd::Put { key: KeyOf::Known(0), text: true, value: b"v0".to_vec() });
         w.command(&Cmd::Provide(KeyOf::Known(1)));
         w.peer_command(0, &Cmd::Put { key: KeyOf::Known(2), text: false, value: b"v2".to_vec() });
