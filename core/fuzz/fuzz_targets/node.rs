@@ -822,7 +822,11 @@ impl<
         let limits = t.config().limits;
         for c in rt.iter().filter(|c| limits.apply_to(&c.addr)) {
             let same = rt.iter().filter(|o| o.addr.prefix() == c.addr.prefix()).count();
-            assert!(same <= usize::from(limits.table_per_prefix), "{same} contacts of the prefix of {}", c.addr);
+            assert!(
+                same <= usize::from(limits.table_per_prefix),
+                "{same} contacts of the prefix of {}",
+                c.addr
+            );
             assert_eq!(rt.iter().filter(|o| o.addr == c.addr).count(), 1, "two contacts at {}", c.addr);
         }
         assert!(rt.len() <= B * K);
