@@ -1,6 +1,7 @@
 //! Limits against hostile peers: the settings of every limit (one struct, [`Limits`], in
-//! [`crate::Config::limits`]) and the per-source table that meters requests and reply bytes
-//! by source [`Prefix`] (a token bucket each).
+//! [`crate::Config::limits`]) and the per-prefix table that meters, by [`Prefix`], the
+//! requests a source sends, the reply bytes it may receive beyond the reply factor, and the
+//! records replication sends it (a token bucket each).
 //!
 //! Loopback sources are exempt from every limit unless [`Limits::on_loopback`] is set, so that
 //! nodes on one machine are not limited by default while tests with sources on
@@ -49,6 +50,12 @@ pub struct Limits {
     /// Bytes that replies to one unverified prefix may exceed `reply_factor` by at once.
     /// Default 4,000 (a client's lookup gets full answers).
     pub unverified_burst_bytes: u32,
+    /// Records per minute replication may send to one prefix's new contacts, on average;
+    /// the rest wait for the holders' republish ([`crate::Stats::replications_limited`]).
+    /// Default 60.
+    pub replications_per_min: u32,
+    /// Records replication may send to one prefix at once. Default 256.
+    pub replication_burst: u32,
 }
 
 impl Default for Limits {
@@ -63,6 +70,8 @@ impl Default for Limits {
             reply_factor: 3,
             unverified_bytes_per_sec: 1_000,
             unverified_burst_bytes: 4_000,
+            replications_per_min: 60,
+            replication_burst: 256,
         }
     }
 }
@@ -85,6 +94,8 @@ struct Source {
     requests: u32,
     /// Bytes left beyond the reply factor, in thousandths.
     bytes: u32,
+    /// Records replication may still send, in thousandths.
+    records: u32,
 }
 
 /// `n` capped to fit a `u32`.
@@ -125,6 +136,7 @@ impl<const N: usize> Sources<N> {
                     at: now,
                     requests: cap(u64::from(limits.request_burst) * 1000),
                     bytes: cap(u64::from(limits.unverified_burst_bytes) * 1000),
+                    records: cap(u64::from(limits.replication_burst) * 1000),
                 };
                 if self.entries.push(fresh).is_ok() {
                     self.entries.len() - 1
@@ -142,6 +154,8 @@ impl<const N: usize> Sources<N> {
         s.requests = cap(requests.min(u64::from(limits.request_burst) * 1000));
         let bytes = u64::from(s.bytes) + ms * u64::from(limits.unverified_bytes_per_sec);
         s.bytes = cap(bytes.min(u64::from(limits.unverified_burst_bytes) * 1000));
+        let records = u64::from(s.records) + ms * u64::from(limits.replications_per_min) / 60;
+        s.records = cap(records.min(u64::from(limits.replication_burst) * 1000));
         Some(s)
     }
 
@@ -152,6 +166,16 @@ impl<const N: usize> Sources<N> {
             return false;
         }
         s.requests -= 1000;
+        true
+    }
+
+    /// Takes one record from the replication bucket of `prefix`: false when it is empty.
+    pub fn allow_replication(&mut self, prefix: Prefix, limits: &Limits, now: Instant) -> bool {
+        let Some(s) = self.entry(prefix, limits, now) else { return true };
+        if s.records < 1000 {
+            return false;
+        }
+        s.records -= 1000;
         true
     }
 
@@ -216,6 +240,14 @@ pub(crate) mod tests {
             assert!(t.spend_bytes(net(1), 500, &l, at(0)));
             assert!(t.spend_bytes(net(1), 100, &l, at(100)), "100 bytes back after 100 ms");
             assert!(!t.spend_bytes(net(1), 1, &l, at(100)));
+        }
+
+        fn replication_to_a_prefix_gets_its_burst_then_its_rate() {
+            let l = Limits { replications_per_min: 60, replication_burst: 3, ..Limits::default() };
+            let mut t = Sources::<2>::new();
+            assert_eq!((0..10).filter(|_| t.allow_replication(net(1), &l, at(0))).count(), 3);
+            assert!(!t.allow_replication(net(1), &l, at(999)));
+            assert!(t.allow_replication(net(1), &l, at(1000)), "one a second");
         }
 
         fn loopback_is_exempt_unless_switched_on() {

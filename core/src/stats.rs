@@ -145,6 +145,10 @@ pub struct Stats {
     /// Replies to unverified addresses cut to [`crate::limits::Limits::reply_factor`] times
     /// their request (fewer contacts, or contacts instead of a value).
     pub replies_trimmed: u64,
+    /// Records not sent to a new contact because its prefix had received its share of
+    /// replication (see [`crate::limits::Limits::replications_per_min`]); holders republish
+    /// them later.
+    pub replications_limited: u64,
 }
 
 #[cfg(any(test, feature = "selftest"))]

@@ -489,11 +489,12 @@ async fn metrics(State(v): State<Views>) -> Response {
     );
     counter(
         "kad_refused_total",
-        "Peers' requests and contacts refused by the limits against hostile peers, by reason.",
+        "Requests, contacts and replicated records refused by the limits against hostile peers, by reason.",
         &labelled(&[
             ("{reason=\"source_rate\"}", st.requests_limited),
             ("{reason=\"diversity\"}", st.diversity_refused),
             ("{reason=\"address_reused\"}", st.address_reused),
+            ("{reason=\"replication_rate\"}", st.replications_limited),
         ]),
     );
     counter(

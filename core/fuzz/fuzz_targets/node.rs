@@ -1003,6 +1003,7 @@ fn only_grow(old: &Stats, new: &Stats) {
         diversity_refused,
         address_reused,
         replies_trimmed,
+        replications_limited,
     } = *new;
     let counters = [
         (datagrams_in, old.datagrams_in, "datagrams_in"),
@@ -1033,6 +1034,7 @@ fn only_grow(old: &Stats, new: &Stats) {
         (diversity_refused, old.diversity_refused, "diversity_refused"),
         (address_reused, old.address_reused, "address_reused"),
         (replies_trimmed, old.replies_trimmed, "replies_trimmed"),
+        (replications_limited, old.replications_limited, "replications_limited"),
         (providers_refused, old.providers_refused, "providers_refused"),
     ];
     for (new, old, name) in counters {
