@@ -108,12 +108,9 @@ impl<
             ReplyBody::Providers { key } => {
                 let mut found = [(self.id, PeerAddr::V4([0; 4], 0)); MAX_PROVIDERS];
                 let n = self.providers.get(&key, self.now, &mut found);
-                let providers = found[..n]
-                    .iter()
-                    .filter(|(id, _)| *id != self.id)
-                    .take(cap)
-                    .map(|&(id, addr)| Peer { id, addr })
-                    .collect();
+                // This node's own entry keeps the unspecified address: the requester knows
+                // better where it reached this node (see `Body::Providers`).
+                let providers = found[..n].iter().take(cap).map(|&(id, addr)| Peer { id, addr }).collect();
                 Body::Providers { providers, closer: nodes(&key) }
             }
         };
