@@ -6,7 +6,7 @@
 //! | preset | B | K | R | queries | pending | value | records | providers | node | of which store |
 //! |---|---|---|---|---|---|---|---|---|---|---|
 //! | [`host`] | 32 | 20 | 5 | 32 | 128 | 1000 | 1024 | 1024 | 1,434,048 B | 1,204,232 B |
-//! | [`embedded`] | 8 | 8 | 2 | 2 | 8 | 256 | 4 | 4 | 12,640 B | 1,736 B |
+//! | [`embedded`] | 8 | 8 | 2 | 2 | 8 | 256 | 4 | 4 | 12,656 B | 1,736 B |
 //! | [`sim`] | 16 | 20 | 2 | 4 | 32 | 64 | 16 | 8 | 39,536 B | 3,848 B |
 //!
 //! The routing table costs `B × (K + R)` contacts of 56 bytes whatever the network size; a
