@@ -1,4 +1,5 @@
-//! `PeerAddr`: the one network address type of the core (IPv4 or IPv6 plus UDP port).
+//! `PeerAddr`: the one network address type of the core (IPv4 or IPv6 plus UDP port), and
+//! `Prefix`: the network it belongs to, the unit of every per-source limit.
 
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -28,6 +29,24 @@ impl PeerAddr {
             PeerAddr::V4(a, _) => IpAddr::V4(Ipv4Addr::from(*a)),
             PeerAddr::V6(a, _) => IpAddr::V6(Ipv6Addr::from(*a)),
         }
+    }
+
+    /// The network of this address: its IPv4 /24 or IPv6 /64 (see [`Prefix`]).
+    pub fn prefix(&self) -> Prefix {
+        match self {
+            PeerAddr::V4(a, _) => Prefix::V4([a[0], a[1], a[2]]),
+            PeerAddr::V6(a, _) => {
+                let mut p = [0u8; 8];
+                p.copy_from_slice(&a[..8]);
+                Prefix::V6(p)
+            }
+        }
+    }
+
+    /// A loopback address (127.0.0.0/8 or ::1): exempt from the per-source limits unless
+    /// [`crate::limits::Limits::on_loopback`].
+    pub fn is_loopback(&self) -> bool {
+        self.ip().is_loopback()
     }
 
     /// A usable unicast destination: not unspecified, not multicast, not broadcast, port not 0.
@@ -67,6 +86,17 @@ impl fmt::Display for PeerAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&SocketAddr::from(*self), f)
     }
+}
+
+/// The network an address belongs to: an IPv4 /24 or an IPv6 /64. One operator usually holds
+/// a whole prefix, so limits on sources and on the routing table's diversity count prefixes,
+/// not addresses (as discv5 and go-libp2p-kad-dht do).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Prefix {
+    /// The first three bytes of an IPv4 address.
+    V4([u8; 3]),
+    /// The first eight bytes of an IPv6 address.
+    V6([u8; 8]),
 }
 
 /// Text that is not an `IP:PORT` address.
@@ -112,6 +142,21 @@ pub(crate) mod tests {
             assert_eq!("[::1]:9".parse::<PeerAddr>().map(|a| a.port()), Ok(9));
             assert_eq!("10.0.0.1".parse::<PeerAddr>(), Err(AddrParseError));
             assert_eq!("localhost:8468".parse::<PeerAddr>(), Err(AddrParseError));
+        }
+
+        fn an_address_belongs_to_its_ipv4_slash_24_or_ipv6_slash_64() {
+            let a: PeerAddr = "192.0.2.7:1".parse().unwrap();
+            let b: PeerAddr = "192.0.2.200:2".parse().unwrap();
+            let c: PeerAddr = "192.0.3.7:1".parse().unwrap();
+            assert_eq!(a.prefix(), b.prefix());
+            assert_ne!(a.prefix(), c.prefix());
+            let d: PeerAddr = "[2001:db8:0:1::7]:1".parse().unwrap();
+            let e: PeerAddr = "[2001:db8:0:1:ffff::1]:1".parse().unwrap();
+            let f: PeerAddr = "[2001:db8:0:2::7]:1".parse().unwrap();
+            assert_eq!(d.prefix(), e.prefix());
+            assert_ne!(d.prefix(), f.prefix());
+            assert!(PeerAddr::V4([127, 0, 0, 9], 1).is_loopback());
+            assert!(!a.is_loopback());
         }
 
         fn unroutable_addresses_are_recognised() {

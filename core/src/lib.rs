@@ -37,8 +37,10 @@
 //! | [`addr`] | the one network address type: IPv4 or IPv6 and a UDP port, and which are routable |
 //! | [`time`] | caller-supplied time: the core never reads a clock |
 //! | [`config`] | run-time settings (intervals, timeouts, α, client mode) and their defaults |
+//! | [`limits`] | limits against hostile peers: their settings, and per-source token buckets |
 //! | [`presets`] | capacity presets: tested combinations of the node's const generics, with sizes |
-//! | [`routing`] | the routing table: k-buckets, replacement cache, splits, contact states |
+//! | [`routing`] | the routing table: k-buckets, replacement cache, splits, contact states, earned contacts |
+//! | [`routing::diversity`] | at most 2 contacts of one /24 (/64) in a bucket, 10 in the table |
 //! | [`rtt`] | round trips and timeouts: per peer, and node-wide for peers never measured |
 //! | [`lookup`] | the iterative lookup: α requests in flight over the `K` closest candidates |
 //! | [`store`] | records, their origins (publisher, replica, cache) and eviction when full |
@@ -57,6 +59,8 @@
 //! | `node/outcome.rs` | what a finished query reports: its outcome, errors and counters |
 //! | `node/rpc.rs` | requests sent: pending table, transaction ids, timeouts, retries sent together, failures |
 //! | `node/requests.rs` | answering a peer's PING, FIND_NODE, FIND_VALUE, STORE and provider requests |
+//! | `node/verify.rs` | contacts are earned: a stranger's address answers a ping before it enters the table |
+//! | `node/amplification.rs` | replies to unverified addresses: at most ~3× their request |
 //! | `node/responses.rs` | matching an answer to its request and feeding it to the query that asked |
 //! | `node/accept.rs` | which records the store takes (signature, seq, CAS, cache) and serves |
 //! | `node/caching.rs` | where a found value is cached along the lookup path, and for how long |
@@ -77,6 +81,7 @@ pub mod backlog;
 pub mod config;
 pub mod frame;
 pub mod id;
+pub mod limits;
 pub mod lookup;
 pub mod node;
 pub mod presets;
@@ -93,10 +98,11 @@ pub mod testnet;
 pub mod time;
 pub mod wire;
 
-pub use addr::PeerAddr;
+pub use addr::{PeerAddr, Prefix};
 pub use backlog::Backlog;
 pub use config::Config;
 pub use id::{Distance, Key, NodeId};
+pub use limits::Limits;
 pub use node::{
     Acks, Error, Event, Node, Outcome, Output, QueryError, QueryId, QueryStats, SignedPut, Transmit,
 };

@@ -14,6 +14,10 @@
 //! one is never handed out, and makes way at once for a replacement or a newcomer. The node
 //! pings contacts about to turn questionable, a few per maintenance run
 //! ([`RoutingConfig::liveness_pings`]), so that live ones stay good.
+//!
+//! Contacts are earned: an id enters the table (or its replacement cache) only from a message
+//! that answered a request this node sent to that address, one address holds one id, and the
+//! diversity limits of [`diversity`] bound what one network prefix may hold.
 
 use core::time::Duration;
 
@@ -21,7 +25,10 @@ use heapless::Vec;
 
 use crate::addr::PeerAddr;
 use crate::id::{Key, NodeId, ID_BITS};
+use crate::limits::Limits;
 use crate::time::Instant;
+
+pub mod diversity;
 
 /// A known peer and what we have learned about it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,6 +88,12 @@ pub enum Insert {
     },
     /// The contact is the own id and was refused.
     OwnId,
+    /// The id is not known and the message did not answer a request of this node (its
+    /// address is unverified): refused; the caller may verify the address with a ping.
+    Unverified,
+    /// The diversity limits refused it: its prefix holds enough of the bucket or the table
+    /// (see [`diversity`]).
+    Refused,
 }
 
 /// The result of reporting a failed request to a contact.
@@ -133,20 +146,6 @@ impl<const K: usize, const R: usize> Bucket<K, R> {
         // R may be 0: then the newcomer is simply dropped.
         let _ = self.replacements.push(contact);
     }
-
-    /// Removes contact `i` and promotes the most recent replacement.
-    fn replace(&mut self, i: usize) -> (Contact, Option<Contact>) {
-        let removed = self.contacts.remove(i);
-        if self.probing == Some(removed.id) {
-            self.probing = None;
-        }
-        let replacement = self.replacements.pop();
-        if let Some(r) = replacement {
-            // Cannot fail: one slot was just freed.
-            let _ = self.contacts.push(r);
-        }
-        (removed, replacement)
-    }
 }
 
 /// Tunables of the table (the capacities are the const generics).
@@ -179,6 +178,7 @@ pub struct RoutingTable<const B: usize, const K: usize, const R: usize> {
     own: NodeId,
     buckets: Vec<Bucket<K, R>, B>,
     config: RoutingConfig,
+    limits: Limits,
 }
 
 impl<const B: usize, const K: usize, const R: usize> RoutingTable<B, K, R> {
@@ -189,7 +189,13 @@ impl<const B: usize, const K: usize, const R: usize> RoutingTable<B, K, R> {
         // The first bucket from an array rather than pushed into a local that is then moved: the
         // move would copy, and so write, all B slots. This way the slots not in use are never
         // written, and a node built on the heap pays memory only for the buckets it fills.
-        RoutingTable { own, buckets: Vec::from_array([Bucket::new(now)]), config }
+        RoutingTable { own, buckets: Vec::from_array([Bucket::new(now)]), config, limits: Limits::default() }
+    }
+
+    /// The table with diversity limits `limits` (default: [`Limits::default`]).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The own id.
@@ -273,16 +279,24 @@ impl<const B: usize, const K: usize, const R: usize> RoutingTable<B, K, R> {
     ///
     /// A known contact moves to the most-recently-seen end; its address changes only when
     /// `addr_verified` (the message answered a request we sent to that address), so a spoofed
-    /// packet cannot redirect a contact. A new contact is added, or the bucket is split, or it
-    /// waits in the replacement cache while the least-recently-seen contact is probed.
+    /// packet cannot redirect a contact. An unknown id needs `addr_verified` (contacts are
+    /// earned) and the diversity limits' consent; then it is added, or the bucket is split, or
+    /// it waits in the replacement cache while the least-recently-seen contact is probed.
+    ///
+    /// One address holds one id: call [`RoutingTable::release_address`] first when
+    /// `addr_verified`.
     pub fn insert(&mut self, id: NodeId, addr: PeerAddr, addr_verified: bool, now: Instant) -> Insert {
         if id == self.own {
             return Insert::OwnId;
+        }
+        if !addr_verified && self.get(&id).is_none() {
+            return Insert::Unverified;
         }
         // Bounded: each pass either returns or splits, and at most B splits are possible.
         for _ in 0..=B {
             let idx = self.index(&id);
             let can_split = idx == self.buckets.len() - 1 && !self.buckets.is_full();
+            let admitted = self.buckets[idx].position(&id).is_some() || self.admits(idx, &addr);
             let bucket = &mut self.buckets[idx];
             if let Some(i) = bucket.position(&id) {
                 let mut c = bucket.contacts.remove(i);
@@ -297,6 +311,9 @@ impl<const B: usize, const K: usize, const R: usize> RoutingTable<B, K, R> {
                     bucket.probing = None;
                 }
                 return Insert::Updated;
+            }
+            if !admitted {
+                return Insert::Refused;
             }
             if !bucket.contacts.is_full() {
                 let _ = bucket.contacts.push(Contact::new(id, addr, now));
@@ -334,6 +351,65 @@ impl<const B: usize, const K: usize, const R: usize> RoutingTable<B, K, R> {
         Insert::Cached { ping: None }
     }
 
+    /// Whether the diversity limits admit one more contact at `addr` into bucket `idx`.
+    fn admits(&self, idx: usize, addr: &PeerAddr) -> bool {
+        diversity::admits(&self.limits, addr, self.buckets[idx].contacts.iter(), self.iter())
+    }
+
+    /// Whether a message from `id` at `addr` could earn it a place: the id is unknown, and its
+    /// bucket has room (or can split, or holds a bad contact, or its oldest contact is no
+    /// longer good) for an address the diversity limits admit. A node verifies the address of
+    /// such a stranger only (a ping), not of one that would only wait in a replacement cache.
+    pub fn has_room_for(&self, id: &NodeId, addr: &PeerAddr, now: Instant) -> bool {
+        if *id == self.own || self.get(id).is_some() {
+            return false;
+        }
+        let idx = self.index(id);
+        let b = &self.buckets[idx];
+        let room = !b.contacts.is_full()
+            || (idx == self.buckets.len() - 1 && !self.buckets.is_full())
+            || b.contacts.iter().any(|c| c.failures > 0)
+            || (b.probing.is_none() && now.saturating_since(b.contacts[0].last_seen) >= self.config.good_for);
+        room && self.admits(idx, addr)
+    }
+
+    /// One address holds one id: removes any other contact (and replacement) at `addr`, before
+    /// `id` is inserted from a message that answered a request sent to `addr`. Returns the
+    /// contact removed and the replacement that took its place.
+    pub fn release_address(&mut self, id: &NodeId, addr: &PeerAddr) -> Option<(Contact, Option<Contact>)> {
+        for b in self.buckets.iter_mut() {
+            b.replacements.retain(|c| c.addr != *addr || c.id == *id);
+        }
+        let idx = (0..self.buckets.len())
+            .find(|&i| self.buckets[i].contacts.iter().any(|c| c.addr == *addr && c.id != *id))?;
+        let i = self.buckets[idx].contacts.iter().position(|c| c.addr == *addr)?;
+        Some(self.replace(idx, i))
+    }
+
+    /// Removes contact `i` of bucket `idx` and promotes the most recent replacement the
+    /// diversity limits admit.
+    fn replace(&mut self, idx: usize, i: usize) -> (Contact, Option<Contact>) {
+        let removed = self.buckets[idx].contacts.remove(i);
+        if self.buckets[idx].probing == Some(removed.id) {
+            self.buckets[idx].probing = None;
+        }
+        (removed, self.promote(idx))
+    }
+
+    /// Moves the most recent replacement of bucket `idx` that the diversity limits admit into
+    /// the bucket, if it has room.
+    fn promote(&mut self, idx: usize) -> Option<Contact> {
+        let b = &self.buckets[idx];
+        if b.contacts.is_full() {
+            return None;
+        }
+        let j = (0..b.replacements.len()).rev().find(|&j| self.admits(idx, &b.replacements[j].addr))?;
+        let b = &mut self.buckets[idx];
+        let r = b.replacements.remove(j);
+        let _ = b.contacts.push(r);
+        Some(r)
+    }
+
     /// Splits the last bucket: contacts sharing more prefix with the own id move to a new one.
     fn split(&mut self) {
         let depth = self.buckets.len();
@@ -363,16 +439,14 @@ impl<const B: usize, const K: usize, const R: usize> RoutingTable<B, K, R> {
                 near.probing = Some(p);
             }
         }
+        let _ = self.buckets.push(near);
         // Refill the far bucket from its replacements when the split freed room.
-        while !old.contacts.is_full() {
-            match old.replacements.pop() {
-                Some(r) => {
-                    let _ = old.contacts.push(r);
-                }
-                None => break,
+        let far = depth - 1;
+        for _ in 0..R {
+            if self.promote(far).is_none() {
+                break;
             }
         }
-        let _ = self.buckets.push(near);
     }
 
     /// `id` answered a request: clears its failures, records the round trip and marks it seen.
@@ -416,7 +490,7 @@ impl<const B: usize, const K: usize, const R: usize> RoutingTable<B, K, R> {
         if !drop {
             return Failure::Kept;
         }
-        let (removed, replacement) = bucket.replace(i);
+        let (removed, replacement) = self.replace(idx, i);
         Failure::Removed { removed, replacement }
     }
 
@@ -687,7 +761,7 @@ pub(crate) mod state_tests {
         fn a_newcomer_takes_the_place_of_a_bad_contact_in_a_full_bucket() {
             let mut t = table::<2, 1>(&[0x81, 0x82]);
             t.on_failure(&peer(0x82).id);
-            let out = t.insert(peer(0x84).id, peer(0x84).addr, false, at(1));
+            let out = t.insert(peer(0x84).id, peer(0x84).addr, true, at(1));
             assert!(matches!(out, Insert::Replaced { bad } if bad.id == peer(0x82).id), "{out:?}");
             assert!(t.get(&peer(0x84).id).is_some());
         }

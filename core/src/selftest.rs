@@ -40,6 +40,10 @@ pub(crate) use unit_tests;
 pub const ALL: &[&[Test]] = &[
     crate::backlog::tests::TESTS,
     crate::addr::tests::TESTS,
+    crate::limits::tests::TESTS,
+    crate::routing::diversity::tests::TESTS,
+    crate::node::verify::tests::TESTS,
+    crate::node::amplification::tests::TESTS,
     crate::id::tests::TESTS,
     crate::wire::tests::TESTS,
     crate::frame::tests::TESTS,

@@ -135,6 +135,25 @@ pub struct Stats {
     pub events_dropped: u64,
     /// Provider records refused because the table was full.
     pub providers_refused: u64,
+    /// Requests dropped: their source prefix sent more than its limit (see
+    /// [`crate::limits::Limits::requests_per_sec`]).
+    pub requests_limited: u64,
+    /// Pings sent to verify a stranger's address before it may enter the routing table
+    /// (contacts are earned, see `node/verify.rs`).
+    pub verify_pings: u64,
+    /// Contacts refused because their prefix holds enough of a bucket or of the table (see
+    /// [`crate::routing::diversity`]).
+    pub diversity_refused: u64,
+    /// Contacts dropped because another id answered from their address (one address holds
+    /// one id).
+    pub address_reused: u64,
+    /// Replies to unverified addresses cut to [`crate::limits::Limits::reply_factor`] times
+    /// their request (fewer contacts, or contacts instead of a value).
+    pub replies_trimmed: u64,
+    /// Records not sent to a new contact because its prefix had received its share of
+    /// replication (see [`crate::limits::Limits::replications_per_min`]); holders republish
+    /// them later.
+    pub replications_limited: u64,
 }
 
 #[cfg(any(test, feature = "selftest"))]

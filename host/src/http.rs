@@ -498,6 +498,26 @@ async fn metrics(State(v): State<Views>) -> Response {
             ("{result=\"refused\"}", st.stores_refused),
         ]),
     );
+    counter(
+        "kad_refused_total",
+        "Requests, contacts and replicated records refused by the limits against hostile peers, by reason.",
+        &labelled(&[
+            ("{reason=\"source_rate\"}", st.requests_limited),
+            ("{reason=\"diversity\"}", st.diversity_refused),
+            ("{reason=\"address_reused\"}", st.address_reused),
+            ("{reason=\"replication_rate\"}", st.replications_limited),
+        ]),
+    );
+    counter(
+        "kad_verify_pings_total",
+        "Pings sent to verify a stranger's address before it may enter the routing table.",
+        &one(st.verify_pings),
+    );
+    counter(
+        "kad_replies_trimmed_total",
+        "Replies to unverified addresses cut to 3x their request.",
+        &one(st.replies_trimmed),
+    );
     counter("kad_records_expired_total", "Records dropped at expiry.", &one(st.records_expired));
     counter("kad_records_evicted_total", "Records evicted to make room.", &one(st.records_evicted));
     counter("kad_republished_total", "Records republished.", &one(st.republished));

@@ -51,8 +51,10 @@ const SETTLE_ROUNDS: usize = 20_000;
 
 const TARGET: PeerAddr = PeerAddr::V4([10, 0, 0, 1], 4000);
 
+/// Peer `i`'s address: each peer in a /24 of its own, as on the internet (the routing table's
+/// diversity limits count /24s).
 fn peer_addr(i: usize) -> PeerAddr {
-    PeerAddr::V4([10, 0, 0, 2 + i as u8], 4000)
+    PeerAddr::V4([10, 0, 2 + i as u8, 1], 4000)
 }
 
 /// Addresses an input names: the target, its honest peers, then addresses where no node
@@ -60,10 +62,10 @@ fn peer_addr(i: usize) -> PeerAddr {
 /// port, and unroutable ones).
 const ADDRS: [PeerAddr; 16] = [
     TARGET,
-    PeerAddr::V4([10, 0, 0, 2], 4000),
-    PeerAddr::V4([10, 0, 0, 3], 4000),
-    PeerAddr::V4([10, 0, 0, 4], 4000),
-    PeerAddr::V4([10, 0, 0, 5], 4000),
+    PeerAddr::V4([10, 0, 2, 1], 4000),
+    PeerAddr::V4([10, 0, 3, 1], 4000),
+    PeerAddr::V4([10, 0, 4, 1], 4000),
+    PeerAddr::V4([10, 0, 5, 1], 4000),
     PeerAddr::V4([10, 0, 0, 6], 4000),
     PeerAddr::V4([10, 0, 0, 7], 4000),
     PeerAddr::V4([10, 0, 1, 1], 4000),
@@ -71,7 +73,7 @@ const ADDRS: [PeerAddr; 16] = [
     PeerAddr::V4([127, 0, 0, 1], 4000),
     PeerAddr::V6([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], 4000),
     PeerAddr::V6([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2], 4000),
-    PeerAddr::V4([10, 0, 0, 2], 4001),
+    PeerAddr::V4([10, 0, 2, 1], 4001),
     PeerAddr::V4([0, 0, 0, 0], 0),
     PeerAddr::V4([224, 0, 0, 1], 4000),
     PeerAddr::V4([10, 0, 0, 8], 0),
@@ -458,7 +460,8 @@ impl<
         const E: usize,
     > World<N, B, K, R, Q, P, V, PV, E>
 {
-    /// The network every run starts from: the peers bootstrap from the target; the target puts
+    /// The network every run starts from: the peers bootstrap from the target, one after the
+    /// other; the target puts
     /// a record and provides a key, a peer puts another; then the target starts a get and a
     /// find_node and a peer a get, all left in flight.
     fn new(client_mode: bool) -> Self {
@@ -486,10 +489,12 @@ impl<
             sent: 0,
             counters: Stats::default(),
         };
+        // One at a time: the target verifies a stranger's address with a ping, only a few at
+        // once (a quarter of its pending slots), and a client target hears from each only once.
         for i in 0..PEERS {
             w.peer_command(i, &Cmd::Bootstrap(vec![Addr::Known(0)]));
+            w.deliver_all();
         }
-        w.deliver_all();
         w.command(&Cmd::Put { key: KeyOf::Known(0), text: true, value: b"v0".to_vec() });
         w.command(&Cmd::Provide(KeyOf::Known(1)));
         w.peer_command(0, &Cmd::Put { key: KeyOf::Known(2), text: false, value: b"v2".to_vec() });
@@ -814,6 +819,16 @@ impl<
             }
         }
         assert!(contacts.next().is_none(), "iter has contacts bucket_sizes does not count");
+        let limits = t.config().limits;
+        for c in rt.iter().filter(|c| limits.apply_to(&c.addr)) {
+            let same = rt.iter().filter(|o| o.addr.prefix() == c.addr.prefix()).count();
+            assert!(
+                same <= usize::from(limits.table_per_prefix),
+                "{same} contacts of the prefix of {}",
+                c.addr
+            );
+            assert_eq!(rt.iter().filter(|o| o.addr == c.addr).count(), 1, "two contacts at {}", c.addr);
+        }
         assert!(rt.len() <= B * K);
 
         let store = t.store();
@@ -984,6 +999,12 @@ fn only_grow(old: &Stats, new: &Stats) {
         republished,
         events_dropped,
         providers_refused,
+        requests_limited,
+        verify_pings,
+        diversity_refused,
+        address_reused,
+        replies_trimmed,
+        replications_limited,
     } = *new;
     let counters = [
         (datagrams_in, old.datagrams_in, "datagrams_in"),
@@ -1010,6 +1031,12 @@ fn only_grow(old: &Stats, new: &Stats) {
         (replications, old.replications, "replications"),
         (republished, old.republished, "republished"),
         (events_dropped, old.events_dropped, "events_dropped"),
+        (requests_limited, old.requests_limited, "requests_limited"),
+        (verify_pings, old.verify_pings, "verify_pings"),
+        (diversity_refused, old.diversity_refused, "diversity_refused"),
+        (address_reused, old.address_reused, "address_reused"),
+        (replies_trimmed, old.replies_trimmed, "replies_trimmed"),
+        (replications_limited, old.replications_limited, "replications_limited"),
         (providers_refused, old.providers_refused, "providers_refused"),
     ];
     for (new, old, name) in counters {

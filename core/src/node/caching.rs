@@ -5,7 +5,7 @@ use core::time::Duration;
 use crate::addr::PeerAddr;
 use crate::config::Config;
 use crate::id::{Key, NodeId};
-use crate::lookup::{Lookup, PeerState};
+use crate::lookup::Lookup;
 use crate::store::RecordStore;
 
 use super::queries::QueryId;
@@ -46,25 +46,14 @@ impl<
 }
 
 /// Where a value found at `holder` is cached: the closest peer of the lookup that answered
-/// without the value; failing that, the closest peer farther from the key than the holder that
-/// has not failed (a peer that holds a primary copy ignores a cached one, so a wrong guess
-/// costs one datagram).
+/// without the value, or nowhere. Only a peer that answered this lookup gets the unsolicited
+/// STORE (its address is verified by that round trip): never a peer merely named by another,
+/// which may be a forged address (see `node/verify.rs`).
 pub(super) fn cache_target<const K: usize>(
     lookup: &Lookup<K>,
     holder: &NodeId,
 ) -> Option<(NodeId, PeerAddr)> {
-    let key = lookup.target();
-    let holder_d = key.distance(holder);
-    lookup
-        .succeeded()
-        .find(|c| c.id != *holder)
-        .or_else(|| {
-            lookup
-                .candidates()
-                .iter()
-                .find(|c| c.state != PeerState::Failed && key.distance(&c.id) > holder_d)
-        })
-        .map(|c| (c.id, c.addr))
+    lookup.succeeded().find(|c| c.id != *holder).map(|c| (c.id, c.addr))
 }
 
 /// TTL of a copy cached at `at`: `cache_ttl_max` when `at` is no farther from the key than
@@ -144,13 +133,11 @@ pub(crate) mod tests {
             assert_eq!(cache_target(&l, &at_bits(30)), Some((at_bits(20), addr(1))));
         }
 
-        fn without_such_a_peer_a_value_is_cached_farther_out_but_never_at_a_failed_peer() {
+        fn a_value_is_never_cached_at_a_peer_that_did_not_answer() {
             let mut l = asked_all();
             l.on_success(&at_bits(20), core::iter::empty());
             l.on_failure(&at_bits(30));
-            // 10 is nearer than the holder, 30 failed: 40, still waiting, is the guess.
-            assert_eq!(cache_target(&l, &at_bits(20)), Some((at_bits(40), addr(3))));
-            l.on_failure(&at_bits(40));
+            // Only the holder answered: 10 and 40 are still waiting, 30 failed.
             assert_eq!(cache_target(&l, &at_bits(20)), None);
         }
     }

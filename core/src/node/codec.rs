@@ -39,7 +39,7 @@ impl<
         let header = self.header(p.txid);
         let held;
         let body = match p.request {
-            Request::Ping { .. } => Body::Ping,
+            Request::Ping { .. } | Request::Verify => Body::Ping,
             Request::FindNode { target, .. } => Body::FindNode { target },
             Request::FindValue { key, .. } => Body::FindValue { key },
             Request::GetProviders { key, .. } => Body::GetProviders { key },
@@ -81,20 +81,27 @@ impl<
         }
     }
 
-    pub(super) fn encode_reply(&self, r: &Reply, buf: &mut [u8]) -> Option<usize> {
+    /// Encodes the answer `r` into `buf`; `trim` = `Some(n)` answers with at most `n`
+    /// contacts (and providers) and with contacts instead of a value (see
+    /// `node/amplification.rs`).
+    pub(super) fn encode_reply(&self, r: &Reply, buf: &mut [u8], trim: Option<usize>) -> Option<usize> {
         let header = self.header(r.txid);
         let held;
+        let cap = trim.unwrap_or(MAX_CONTACTS);
+        let nodes = |target: &Key| {
+            let mut c = self.closest_peers(target, &r.requester);
+            c.truncate(cap);
+            c
+        };
         let body = match r.body {
             ReplyBody::Pong => Body::Pong { observed: r.to },
-            ReplyBody::Nodes { target } => {
-                Body::Nodes { contacts: self.closest_peers(&target, &r.requester) }
-            }
-            ReplyBody::Value { key } => match self.live_record(&key) {
+            ReplyBody::Nodes { target } => Body::Nodes { contacts: nodes(&target) },
+            ReplyBody::Value { key } => match self.live_record(&key).filter(|_| trim.is_none()) {
                 Some(rec) => {
                     held = rec;
                     Body::Value { record: self.wire_record(&held, None) }
                 }
-                None => Body::Nodes { contacts: self.closest_peers(&key, &r.requester) },
+                None => Body::Nodes { contacts: nodes(&key) },
             },
             ReplyBody::Stored(status) => Body::Stored { status },
             ReplyBody::ProviderAdded(stored) => Body::ProviderAdded { stored },
@@ -103,8 +110,8 @@ impl<
                 let n = self.providers.get(&key, self.now, &mut found);
                 // This node's own entry keeps the unspecified address: the requester knows
                 // better where it reached this node (see `Body::Providers`).
-                let providers = found[..n].iter().map(|&(id, addr)| Peer { id, addr }).collect();
-                Body::Providers { providers, closer: self.closest_peers(&key, &r.requester) }
+                let providers = found[..n].iter().take(cap).map(|&(id, addr)| Peer { id, addr }).collect();
+                Body::Providers { providers, closer: nodes(&key) }
             }
         };
         wire::encode(&Message { header, body }, buf).ok()

@@ -12,6 +12,7 @@ use rand_core::{RngCore, SeedableRng};
 use crate::addr::PeerAddr;
 use crate::config::Config;
 use crate::id::NodeId;
+use crate::limits::Sources;
 use crate::providers::Providers;
 use crate::routing::RoutingTable;
 use crate::rtt::RttEstimator;
@@ -21,6 +22,7 @@ use crate::time::Instant;
 use crate::wire::{self, DecodeError, Peer};
 
 pub(crate) mod accept;
+pub(crate) mod amplification;
 pub(crate) mod caching;
 pub(crate) mod codec;
 pub(crate) mod commands;
@@ -35,6 +37,7 @@ pub(crate) mod responses;
 pub(crate) mod rpc;
 #[cfg(any(test, feature = "selftest"))]
 pub(crate) mod testpeer;
+pub(crate) mod verify;
 
 pub use commands::{Error, SignedPut};
 pub use outcome::{Acks, Outcome, QueryError, QueryStats};
@@ -134,6 +137,8 @@ pub struct Node<
     next_maintenance: Instant,
     rtt: RttEstimator,
     rejoin: Rejoin,
+    /// Token buckets of the latest `P` source prefixes (see [`crate::limits`]).
+    sources: Sources<P>,
     stats: Stats,
 }
 
@@ -165,7 +170,7 @@ impl<
             config,
             rng: ChaCha8Rng::from_seed(seed),
             now,
-            routing: RoutingTable::new(id, config.routing, now),
+            routing: RoutingTable::new(id, config.routing, now).with_limits(config.limits),
             store,
             providers: Providers::new(),
             queries: Vec::new(),
@@ -176,6 +181,7 @@ impl<
             next_maintenance: now + config.maintenance_interval,
             rtt: RttEstimator::new(),
             rejoin: Rejoin::new(&config),
+            sources: Sources::new(),
             stats: Stats::default(),
         }
     }
@@ -240,7 +246,8 @@ impl<
 
     // ----- inputs --------------------------------------------------------------------------
 
-    /// A datagram arrived from `from`. Malformed input is dropped and counted; never panics.
+    /// A datagram arrived from `from`. Malformed input, and requests over their source's limit
+    /// (see [`crate::limits`]), are dropped and counted; never panics.
     pub fn handle_datagram(&mut self, now: Instant, from: PeerAddr, bytes: &[u8]) {
         self.advance(now);
         self.stats.datagrams_in += 1;
@@ -261,10 +268,15 @@ impl<
             return;
         }
         if msg.body.is_request() {
+            let limits = self.config.limits;
+            if limits.apply_to(&from) && !self.sources.allow_request(from.prefix(), &limits, self.now) {
+                self.stats.requests_limited += 1;
+                return;
+            }
             if !msg.header.flags.is_client() {
                 self.saw_peer(sender, from, false);
             }
-            self.handle_request(from, &msg);
+            self.handle_request(from, &msg, bytes.len());
         } else {
             self.handle_response(from, &msg);
         }
@@ -297,7 +309,7 @@ impl<
     /// where to send it; `None` when nothing is waiting.
     fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
         while let Some(reply) = self.replies.pop_front() {
-            if let Some(len) = self.encode_reply(&reply, buf) {
+            if let Some(len) = self.encode_reply_fitted(&reply, buf) {
                 self.stats.datagrams_out += 1;
                 return Some(Transmit { to: reply.to, len });
             }

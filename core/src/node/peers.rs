@@ -1,5 +1,6 @@
 //! Routing upkeep: a peer heard from enters the table (or a full bucket's oldest contact is
-//! probed), and peer changes are queued as events.
+//! probed; a stranger's address is verified first, see `node/verify.rs`), and peer changes
+//! are queued as events.
 
 use crate::addr::PeerAddr;
 use crate::id::NodeId;
@@ -29,11 +30,15 @@ impl<
         const E: usize,
     > Node<S, B, K, R, Q, P, V, PV, E>
 {
-    /// A non-client peer was heard from: update the table, probe a full bucket's oldest
-    /// contact, and hand a new peer the records it should hold.
+    /// A non-client peer was heard from (`verified`: in an answer to a request sent to `addr`):
+    /// update the table, probe a full bucket's oldest contact, hand a new peer the records it
+    /// should hold, or verify a stranger's address.
     pub(super) fn saw_peer(&mut self, id: NodeId, addr: PeerAddr, verified: bool) {
         if !addr.is_routable() {
             return;
+        }
+        if verified {
+            self.release_address(&id, &addr);
         }
         match self.routing.insert(id, addr, verified, self.now) {
             Insert::Added => {
@@ -48,6 +53,8 @@ impl<
             Insert::Cached { ping: Some(lrs) } => {
                 let _ = self.send_request(lrs.addr, Some(lrs.id), Request::Ping { query: None });
             }
+            Insert::Unverified => self.verify(id, addr),
+            Insert::Refused => self.stats.diversity_refused += 1,
             Insert::Cached { ping: None } | Insert::Updated | Insert::OwnId => {}
         }
     }

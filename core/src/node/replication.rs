@@ -1,4 +1,9 @@
-//! Replication: which held records a newly seen peer should get from this node.
+//! Replication: which held records a newly seen peer should get from this node. Newly seen
+//! means earned (its address answered a request, see `node/verify.rs`), and what one prefix
+//! gets is bounded by [`Limits::replications_per_min`]: an address that cycles ids cannot make
+//! the node send it its store.
+//!
+//! [`Limits::replications_per_min`]: crate::limits::Limits::replications_per_min
 
 use crate::addr::PeerAddr;
 use crate::id::{Key, NodeId};
@@ -38,6 +43,12 @@ impl<
             let alive = |c: &Contact| rt.state(c, now) != ContactState::Bad;
             let n = rt.closest_where(&key, Some(&peer), &mut near, alive);
             if newcomer_gets::<K>(&key, &self.id, &peer, &near[..n]) {
+                let limits = self.config.limits;
+                if limits.apply_to(&addr) && !self.sources.allow_replication(addr.prefix(), &limits, self.now)
+                {
+                    self.stats.replications_limited += 1;
+                    return;
+                }
                 let req = Request::Store { query: None, key, cached_ttl: None };
                 if self.send_request(addr, Some(peer), req).is_ok() {
                     self.stats.replications += 1;
@@ -105,6 +116,36 @@ pub(crate) mod tests {
         fn a_newcomer_outside_the_k_closest_gets_nothing() {
             let key = Key::from_bytes([0; 20]);
             assert!(!newcomer_gets::<3>(&key, &id(1), &id(10), &known(&[2, 3, 9])));
+        }
+
+        fn a_prefix_gets_at_most_its_replication_burst_at_once() {
+            use crate::config::Config;
+            use crate::limits::Limits;
+            use crate::node::testpeer::{at, drain, node, peer};
+            use crate::stats::RequestKind;
+            use crate::store::{Record, ValueKind};
+            let limits = Limits { replication_burst: 2, replications_per_min: 0, ..Limits::default() };
+            let mut n = node(Config { limits, ..Config::default() });
+            for i in 0..4u8 {
+                let rec = Record {
+                    key: Key::hash(&[i]),
+                    kind: ValueKind::Bytes,
+                    data: heapless::Vec::from_slice(&[i]).unwrap(),
+                    signer: None,
+                    origin: Origin::Publisher,
+                    expires_at: at(3_600_000),
+                    stored_at: at(0),
+                    republished_at: at(0),
+                };
+                n.store_mut().put(rec).unwrap();
+            }
+            // The table is empty: the first newcomer should get all four.
+            n.advance(at(1));
+            n.saw_peer(peer(1).id, peer(1).addr, true);
+            let d = drain(&mut n);
+            let stores = d.requests_to(peer(1).addr).filter(|s| s.request == Some(RequestKind::Store)).count();
+            assert_eq!(stores, 2);
+            assert_eq!(n.stats().replications_limited, 1, "counted once, the rest wait for republish");
         }
 
         fn only_live_primary_copies_are_replicated() {

@@ -28,6 +28,9 @@ pub(super) struct Reply {
     pub(super) txid: TxId,
     pub(super) requester: NodeId,
     pub(super) body: ReplyBody,
+    /// Bytes of the request: an answer to an unverified address is kept near this size (see
+    /// `node/amplification.rs`).
+    pub(super) request_len: u16,
 }
 
 impl<
@@ -42,7 +45,7 @@ impl<
         const E: usize,
     > Node<S, B, K, R, Q, P, V, PV, E>
 {
-    pub(super) fn handle_request(&mut self, from: PeerAddr, msg: &Message<'_>) {
+    pub(super) fn handle_request(&mut self, from: PeerAddr, msg: &Message<'_>, len: usize) {
         let h = msg.header;
         let (kind, body) = match &msg.body {
             Body::Ping => (RequestKind::Ping, ReplyBody::Pong),
@@ -81,7 +84,8 @@ impl<
             _ => return,
         };
         self.stats.requests_in[kind] += 1;
-        let reply = Reply { to: from, txid: h.txid, requester: h.sender, body };
+        let request_len = len.min(usize::from(u16::MAX)) as u16;
+        let reply = Reply { to: from, txid: h.txid, requester: h.sender, body, request_len };
         if self.replies.push_back(reply).is_err() {
             self.stats.replies_dropped += 1;
         }

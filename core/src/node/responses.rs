@@ -44,6 +44,7 @@ impl<
         }
         let sender = h.sender;
         let ok = match (p.request, &msg.body) {
+            (Request::Verify, Body::Pong { .. }) => true,
             (Request::Ping { query }, Body::Pong { .. }) => {
                 if let Some(qid) = query {
                     if let Some(q) = self.query_mut(qid) {

@@ -31,6 +31,9 @@ pub(super) enum Request {
     Ping {
         query: Option<QueryId>,
     },
+    /// A PING to a stranger's address before its id may enter the routing table (see
+    /// `node/verify.rs`): one attempt, no retries.
+    Verify,
     FindNode {
         query: QueryId,
         target: Key,
@@ -59,6 +62,7 @@ impl Request {
     pub(super) fn query(&self) -> Option<QueryId> {
         match *self {
             Request::Ping { query } => query,
+            Request::Verify => None,
             Request::FindNode { query, .. }
             | Request::FindValue { query, .. }
             | Request::GetProviders { query, .. } => Some(query),
@@ -73,7 +77,7 @@ impl Request {
 
     pub(super) fn kind(&self) -> RequestKind {
         match self {
-            Request::Ping { .. } => RequestKind::Ping,
+            Request::Ping { .. } | Request::Verify => RequestKind::Ping,
             Request::FindNode { .. } => RequestKind::FindNode,
             Request::FindValue { .. } => RequestKind::FindValue,
             Request::Store { .. } => RequestKind::Store,
@@ -257,8 +261,11 @@ impl<
 
     /// Whether a timed-out request still serves a purpose: its query waits for it in the same
     /// phase (for a lookup: the peer is still among its closest candidates), or it serves no
-    /// query (a probe, a replication).
+    /// query (a probe, a replication) and is not a stranger's verification.
     pub(super) fn still_awaited(&self, p: &Pending) -> bool {
+        if p.request == Request::Verify {
+            return false;
+        }
         let Some(qid) = p.request.query() else { return true };
         self.queries.iter().find(|q| q.id == qid).is_some_and(|q| match (p.request, q.phase) {
             (Request::Ping { .. }, Phase::Pinging) => true,

@@ -27,11 +27,11 @@ pub(crate) fn node(config: Config) -> TestNode {
 }
 
 /// Peer `n`: id `n` in its first byte (distance `n` from the node's zero id, so a higher `n` is
-/// farther), address 10.0.0.`n`.
+/// farther), address 10.`n`.0.1 (each peer in a /24 of its own).
 pub(crate) fn peer(n: u8) -> Peer {
     let mut id = [0u8; 20];
     id[0] = n;
-    Peer { id: NodeId::from_bytes(id), addr: PeerAddr::V4([10, 0, 0, n], 4000) }
+    Peer { id: NodeId::from_bytes(id), addr: PeerAddr::V4([10, n, 0, 1], 4000) }
 }
 
 /// Time `ms` milliseconds after the start.
@@ -47,6 +47,8 @@ pub(crate) struct Sent {
     pub(crate) txid: TxId,
     pub(crate) request: Option<RequestKind>,
     pub(crate) nodes: Vec<Peer, MAX_CONTACTS>,
+    /// Bytes of the datagram.
+    pub(crate) len: usize,
 }
 
 /// What one drain of [`Node::poll_output`] gave.
@@ -85,7 +87,7 @@ pub(crate) fn drain(node: &mut TestNode) -> Drained {
                     Body::Nodes { contacts } => contacts,
                     _ => Vec::new(),
                 };
-                let sent = Sent { to: t.to, txid: msg.header.txid, request, nodes };
+                let sent = Sent { to: t.to, txid: msg.header.txid, request, nodes, len: t.len };
                 d.sent.push(sent).expect("at most 32 datagrams");
             }
             Output::Event(e) => d.events.push(e).expect("at most 8 events"),
@@ -98,12 +100,14 @@ pub(crate) fn drain(node: &mut TestNode) -> Drained {
     panic!("poll_output never returned a timeout");
 }
 
-/// `from` sends `body` to the node with transaction id `txid`, at `now`.
-pub(crate) fn deliver(node: &mut TestNode, now: Instant, from: Peer, txid: TxId, body: Body<'_>) {
+/// `from` sends `body` to the node with transaction id `txid`, at `now`; returns the bytes of
+/// the datagram.
+pub(crate) fn deliver(node: &mut TestNode, now: Instant, from: Peer, txid: TxId, body: Body<'_>) -> usize {
     let header = Header { version: VERSION, txid, sender: from.id, flags: Flags::default() };
     let mut buf = [0u8; MAX_DATAGRAM];
     let len = wire::encode(&Message { header, body }, &mut buf).expect("fits a datagram");
     node.handle_datagram(now, from.addr, &buf[..len]);
+    len
 }
 
 /// `from` answers the node's request `txid` with `contacts` (a FIND_NODE answer), at `now`.
@@ -117,11 +121,13 @@ pub(crate) fn pong(node: &mut TestNode, now: Instant, from: Peer, txid: TxId) {
     deliver(node, now, from, txid, Body::Pong { observed: PeerAddr::V4([10, 0, 0, 100], 4000) });
 }
 
-/// Each of `peers` pings the node (so that it enters the routing table), at `now`; the pongs
-/// are drained.
+/// Each of `peers` is heard from at `now` as if it had answered a request of the node (a
+/// verified address: it enters the routing table), without a round-trip sample; everything
+/// the node sends is drained.
 pub(crate) fn meet(node: &mut TestNode, now: Instant, peers: &[Peer]) {
-    for (i, p) in peers.iter().enumerate() {
-        deliver(node, now, *p, TxId([0xee, 0, 0, i as u8]), Body::Ping);
+    node.advance(now);
+    for p in peers {
+        node.saw_peer(p.id, p.addr, true);
     }
     drain(node);
 }

@@ -16,18 +16,20 @@ use crate::wire::MAX_DATAGRAM;
 
 /// The UDP port of every test node.
 pub const PORT: u16 = 4000;
-/// Node numbers fit in 24 bits: node `n` is `10.x.y.z:4000` with `n = x.y.z`.
-pub const MAX_NODES: u32 = 1 << 24;
+/// Node numbers fit in 22 bits: node `n` is `w.x.y.1:4000` with `w = 10 + (n >> 16)` and
+/// `x.y` the low 16 bits of `n`, so that every node has a /24 of its own, as on the internet
+/// (the routing table's diversity limits count /24s), and no address is loopback (127/8).
+pub const MAX_NODES: u32 = 1 << 22;
 
 /// The address of node `n` (an in-memory label: nothing touches a socket).
 pub fn addr_of(n: u32) -> PeerAddr {
-    PeerAddr::V4([10, (n >> 16) as u8, (n >> 8) as u8, n as u8], PORT)
+    PeerAddr::V4([10 + (n >> 16) as u8, (n >> 8) as u8, n as u8, 1], PORT)
 }
 
 /// The node an address belongs to, if it is a test node's.
 pub fn node_of(addr: PeerAddr) -> Option<u32> {
     match addr {
-        PeerAddr::V4([10, a, b, c], PORT) => Some(u32::from_be_bytes([0, a, b, c])),
+        PeerAddr::V4([w @ 10..=73, x, y, 1], PORT) => Some(u32::from_be_bytes([0, w - 10, x, y])),
         _ => None,
     }
 }

@@ -86,8 +86,9 @@ pub struct NodeFlags {
     /// Seconds a kept-alive TCP connection may wait before its next request [default: 30].
     #[arg(long, value_name = "SECS")]
     pub http_idle_timeout: Option<u64>,
-    /// Apply the per-address limits to loopback clients too (they are exempt by default, for
-    /// a reverse proxy or tests on the same machine).
+    /// Apply every per-address limit to loopback sources too: the relay's, and the node's own
+    /// (requests per /24, routing-table diversity, reply sizes). Loopback is exempt by default,
+    /// for a reverse proxy or tests on the same machine.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub limit_loopback: Option<bool>,
     /// Serve the files of DIR at / on the HTTP server instead of the dashboard (the browser
@@ -150,7 +151,7 @@ pub struct Settings {
     pub http_header_timeout: u64,
     /// Seconds a kept-alive connection may idle.
     pub http_idle_timeout: u64,
-    /// Per-address limits apply to loopback clients too.
+    /// Per-address limits (relay and node) apply to loopback sources too.
     pub limit_loopback: bool,
     /// Directory served at / instead of the dashboard.
     pub web: Option<PathBuf>,
@@ -309,7 +310,7 @@ impl Settings {
             ("http_idle_timeout", "Seconds a kept-alive TCP connection may wait before its next request.", Ok(self.http_idle_timeout.to_string())),
             (
                 "limit_loopback",
-                "Apply the per-address limits to loopback clients too (exempt by default: a reverse proxy or tests on this machine).",
+                "Apply every per-address limit (the relay's, and the node's: requests per /24, routing-table diversity, reply sizes) to loopback sources too (exempt by default: a reverse proxy or tests on this machine).",
                 Ok(self.limit_loopback.to_string()),
             ),
             (
