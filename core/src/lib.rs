@@ -39,7 +39,8 @@
 //! | [`config`] | run-time settings (intervals, timeouts, α, client mode) and their defaults |
 //! | [`limits`] | limits against hostile peers: their settings, and per-source token buckets |
 //! | [`presets`] | capacity presets: tested combinations of the node's const generics, with sizes |
-//! | [`routing`] | the routing table: k-buckets, replacement cache, splits, contact states, earned contacts |
+//! | [`routing`] | the routing table: k-buckets, replacement cache, splits, earned contacts |
+//! | `routing/liveness.rs` | contact states (good, questionable, bad: BEP 5), failures, background pings |
 //! | [`routing::diversity`] | at most 2 contacts of one /24 (/64) in a bucket, 10 in the table |
 //! | [`rtt`] | round trips and timeouts: per peer, and node-wide for peers never measured |
 //! | [`lookup`] | the iterative lookup: α requests in flight over the `K` closest candidates |

@@ -63,7 +63,7 @@ pub const ALL: &[&[Test]] = &[
     crate::node::rejoin::tests::TESTS,
     crate::node::replication::tests::TESTS,
     crate::node::rpc::tests::TESTS,
-    crate::routing::state_tests::TESTS,
+    crate::routing::liveness::tests::TESTS,
     crate::rtt::tests::TESTS,
     crate::stats::tests::TESTS,
     #[cfg(feature = "testnet")]
