@@ -12,7 +12,7 @@ macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
-        pub struct $name([u8; ID_LEN]);
+        pub struct $name(#[serde(with = "crate::wire::fixed")] [u8; ID_LEN]);
 
         impl $name {
             /// Wraps raw bytes (for example read back from storage).

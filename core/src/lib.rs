@@ -98,7 +98,7 @@ pub use backlog::Backlog;
 pub use config::Config;
 pub use id::{Distance, Key, NodeId};
 pub use node::{
-    Acks, Error, Event, Node, Outcome, Output, QueryError, QueryId, QueryStats, SignedPut, Transmit,
+    Acks, Error, Event, Node, NodeRng, Outcome, Output, QueryError, QueryId, QueryStats, SignedPut, Transmit,
 };
 pub use signed::{PublicKey, Signature};
 pub use stats::{PerKind, RequestKind, Stats};
