@@ -41,6 +41,8 @@ pub const ALL: &[&[Test]] = &[
     crate::backlog::tests::TESTS,
     crate::addr::tests::TESTS,
     crate::id::tests::TESTS,
+    crate::sha1::tests::TESTS,
+    crate::time::tests::TESTS,
     crate::wire::tests::TESTS,
     crate::frame::tests::TESTS,
     crate::routing::tests::TESTS,

@@ -6,13 +6,13 @@
 //! called after any input until it returns [`Output::Timeout`].
 
 use heapless::{Deque, Vec};
-use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use crate::addr::PeerAddr;
 use crate::config::Config;
 use crate::id::NodeId;
 use crate::providers::Providers;
+use crate::rng::NodeRng;
 use crate::routing::RoutingTable;
 use crate::rtt::RttEstimator;
 use crate::stats::Stats;
@@ -89,41 +89,6 @@ pub struct Transmit {
     pub to: PeerAddr,
     /// Bytes written at the start of the buffer.
     pub len: usize,
-}
-
-/// The node's RNG (transaction ids, refresh targets), and the one to draw a node id from:
-/// ChaCha8Rng's stream, read only through one out-of-line `fill_bytes`, so that a program
-/// holds one copy of the ChaCha8 block function. ChaCha8Rng's own `next_u32` and `fill_bytes`
-/// each inline a copy (5.5 KB each on the ESP32-C3). `next_u32` here gives what ChaCha8Rng's
-/// does: its block RNG hands out the same word for it and for a 4-byte `fill_bytes`.
-pub struct NodeRng(ChaCha8Rng);
-
-impl SeedableRng for NodeRng {
-    type Seed = [u8; 32];
-
-    fn from_seed(seed: [u8; 32]) -> Self {
-        NodeRng(ChaCha8Rng::from_seed(seed))
-    }
-}
-
-impl RngCore for NodeRng {
-    fn next_u32(&mut self) -> u32 {
-        rand_core::impls::next_u32_via_fill(self)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        rand_core::impls::next_u64_via_fill(self)
-    }
-
-    #[inline(never)]
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        self.0.fill_bytes(dest)
-    }
-
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
 }
 
 /// A Kademlia node with fixed capacities:
