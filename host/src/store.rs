@@ -1,6 +1,11 @@
 //! The host's record store: records in memory, and with a data directory also in an embedded
 //! redb database, written durably before a STORE is acknowledged. The same file keeps the
 //! node's id and its routing contacts across restarts.
+//!
+//! A record is held as its encoding: a header of [`HEADER_LEN`] bytes ([`SIGNER_LEN`] more
+//! when signed) and the data, in one allocation of exactly that length, both in memory and as
+//! the redb value. So a record costs its value plus a constant (the header, its B-tree entry,
+//! the allocator's rounding), not a full [`VALUE`]-byte buffer.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -82,7 +87,8 @@ impl Disk {
 
 /// Records in memory, optionally backed by a redb file.
 pub struct HostStore {
-    records: BTreeMap<Key, HostRecord>,
+    /// Each record's encoding, by key.
+    records: BTreeMap<Key, Box<[u8]>>,
     capacity: usize,
     disk: Option<Disk>,
 }
@@ -109,15 +115,16 @@ impl HostStore {
             tx.open_table(CONTACTS)?;
             Ok(())
         })?;
-        let read = || -> Result<BTreeMap<Key, HostRecord>, redb::Error> {
+        let read = || -> Result<BTreeMap<Key, Box<[u8]>>, redb::Error> {
             let mut records = BTreeMap::new();
             let rx = disk.db.begin_read()?;
             let table = rx.open_table(RECORDS)?;
             for entry in table.iter()? {
                 let (k, v) = entry?;
                 let Ok(key) = <[u8; 20]>::try_from(k.value()) else { continue };
-                if let Some(r) = decode_record(Key::from_bytes(key), v.value()) {
-                    records.insert(r.key, r);
+                let key = Key::from_bytes(key);
+                if decode_record(key, v.value()).is_some() {
+                    records.insert(key, Box::from(v.value()));
                 }
             }
             Ok(records)
@@ -131,9 +138,9 @@ impl HostStore {
         self.disk.is_some()
     }
 
-    /// All records, in key order.
-    pub fn iter(&self) -> impl Iterator<Item = &HostRecord> {
-        self.records.values()
+    /// The metadata and data length (salt included) of every record, in key order.
+    pub fn metas(&self) -> impl Iterator<Item = (RecordMeta, usize)> + '_ {
+        self.records.iter().filter_map(|(k, b)| decode_header(b).map(|(h, data)| (h.meta(*k), data.len())))
     }
 
     /// The node id saved by an earlier run.
@@ -204,20 +211,21 @@ impl HostStore {
 
 impl RecordStore<VALUE> for HostStore {
     fn get(&self, key: &Key) -> Option<HostRecord> {
-        self.records.get(key).cloned()
+        self.records.get(key).and_then(|b| decode_record(*key, b))
     }
 
     fn meta(&self, key: &Key) -> Option<RecordMeta> {
-        self.records.get(key).map(|r| r.meta())
+        self.records.get(key).and_then(|b| decode_header(b)).map(|(h, _)| h.meta(*key))
     }
 
     fn put(&mut self, record: HostRecord) -> Result<(), StoreError> {
         if !self.records.contains_key(&record.key) && self.records.len() >= self.capacity {
             return Err(StoreError::Full);
         }
+        let encoded = encode_record(&record);
         // Durable first: the node acknowledges only after this returns.
-        self.write(&record.key, Some(&encode_record(&record)))?;
-        self.records.insert(record.key, record);
+        self.write(&record.key, Some(&encoded[..]))?;
+        self.records.insert(record.key, encoded);
         Ok(())
     }
 
@@ -239,11 +247,16 @@ impl RecordStore<VALUE> for HostStore {
 }
 
 const FORMAT: u8 = 1;
+/// Bytes of an encoded record before its data: format, kind, origin, three times, signer flag.
+pub const HEADER_LEN: usize = 3 + 3 * 8 + 1;
+/// Further header bytes of a signed record: public key, sequence number, signature, salt length.
+pub const SIGNER_LEN: usize = 32 + 8 + 64 + 1;
 
 /// Layout: format, kind, origin, expires_at, stored_at, republished_at (u64 LE ms),
 /// signature flag [public key, seq, signature, salt length], data.
-fn encode_record(r: &HostRecord) -> Vec<u8> {
-    let mut out = Vec::with_capacity(32 + r.data.len() + 110);
+fn encode_record(r: &HostRecord) -> Box<[u8]> {
+    let len = HEADER_LEN + if r.signer.is_some() { SIGNER_LEN } else { 0 } + r.data.len();
+    let mut out = Vec::with_capacity(len);
     out.push(FORMAT);
     out.push(match r.kind {
         ValueKind::Bytes => 0,
@@ -268,10 +281,35 @@ fn encode_record(r: &HostRecord) -> Vec<u8> {
         None => out.push(0),
     }
     out.extend_from_slice(&r.data);
-    out
+    debug_assert_eq!(out.len(), len);
+    out.into_boxed_slice()
 }
 
-fn decode_record(key: Key, b: &[u8]) -> Option<HostRecord> {
+/// A record's fields other than its key and data.
+struct Header {
+    kind: ValueKind,
+    origin: Origin,
+    expires_at: Instant,
+    stored_at: Instant,
+    republished_at: Instant,
+    signer: Option<Signer>,
+}
+
+impl Header {
+    fn meta(&self, key: Key) -> RecordMeta {
+        RecordMeta {
+            key,
+            origin: self.origin,
+            expires_at: self.expires_at,
+            stored_at: self.stored_at,
+            republished_at: self.republished_at,
+            seq: self.signer.map(|s| s.seq),
+        }
+    }
+}
+
+/// The header of an encoded record and its data; `None` when the bytes are not one.
+fn decode_header(b: &[u8]) -> Option<(Header, &[u8])> {
     let mut r = Reader(b);
     if r.u8()? != FORMAT {
         return None;
@@ -300,8 +338,21 @@ fn decode_record(key: Key, b: &[u8]) -> Option<HostRecord> {
         }),
         _ => return None,
     };
-    let data = heapless::Vec::from_slice(r.0).ok()?;
-    Some(Record { key, kind, data, signer, origin, expires_at, stored_at, republished_at })
+    Some((Header { kind, origin, expires_at, stored_at, republished_at, signer }, r.0))
+}
+
+fn decode_record(key: Key, b: &[u8]) -> Option<HostRecord> {
+    let (h, data) = decode_header(b)?;
+    Some(Record {
+        key,
+        kind: h.kind,
+        data: heapless::Vec::from_slice(data).ok()?,
+        signer: h.signer,
+        origin: h.origin,
+        expires_at: h.expires_at,
+        stored_at: h.stored_at,
+        republished_at: h.republished_at,
+    })
 }
 
 struct Reader<'a>(&'a [u8]);
