@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum PeerAddr {
     /// An IPv4 address and port.
-    V4([u8; 4], u16),
+    V4(#[serde(with = "crate::wire::fixed")] [u8; 4], u16),
     /// An IPv6 address and port.
-    V6([u8; 16], u16),
+    V6(#[serde(with = "crate::wire::fixed")] [u8; 16], u16),
 }
 
 impl PeerAddr {

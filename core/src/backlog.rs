@@ -111,15 +111,15 @@ pub(crate) mod tests {
     use super::*;
     use crate::store::{MemoryStore, Origin, Record, RecordStore, ValueKind};
     use crate::wire::MAX_DATAGRAM;
+    use crate::NodeRng;
     use crate::{Config, Error, Event, Instant, Key, Node, NodeId, Output};
-    use rand_chacha::ChaCha8Rng;
     use rand_core::SeedableRng;
 
     /// One query slot, a store of one record.
     type OneSlot = Node<MemoryStore<1, 16>, 4, 2, 1, 1, 4, 16, 1, 2>;
 
     fn one_slot_node_holding(key: Key) -> OneSlot {
-        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut rng = NodeRng::seed_from_u64(3);
         let mut node = OneSlot::new(
             NodeId::random(&mut rng),
             Config::default(),

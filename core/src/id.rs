@@ -12,7 +12,7 @@ macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
-        pub struct $name([u8; ID_LEN]);
+        pub struct $name(#[serde(with = "crate::wire::fixed")] [u8; ID_LEN]);
 
         impl $name {
             /// Wraps raw bytes (for example read back from storage).
@@ -101,16 +101,16 @@ impl Key {
 
     /// The key of a user-supplied key: SHA-1 of its bytes (as the Python library's `digest`).
     pub fn hash(user_key: &[u8]) -> Self {
-        Self(sha1_smol::Sha1::from(user_key).digest().bytes())
+        Self::hash_parts(&[user_key])
     }
 
     /// The key of several byte strings concatenated (used for signed records: public key ‖ salt).
     pub fn hash_parts(parts: &[&[u8]]) -> Self {
-        let mut h = sha1_smol::Sha1::new();
+        let mut h = crate::sha1::Sha1::new();
         for p in parts {
             h.update(p);
         }
-        Self(h.digest().bytes())
+        Self(h.digest())
     }
 
     /// XOR distance from this key to a node.
@@ -183,7 +183,7 @@ pub(crate) mod tests {
         fn from_seed_u64(s: u64) -> Self;
     }
 
-    impl SeedU64 for rand_chacha::ChaCha8Rng {
+    impl SeedU64 for crate::NodeRng {
         fn from_seed_u64(s: u64) -> Self {
             <Self as rand_core::SeedableRng>::seed_from_u64(s)
         }
@@ -214,7 +214,7 @@ pub(crate) mod tests {
         }
 
         fn random_at_prefix_shares_exactly_that_prefix() {
-            let mut rng = rand_chacha::ChaCha8Rng::from_seed_u64(7);
+            let mut rng = crate::NodeRng::from_seed_u64(7);
             let own = NodeId::random(&mut rng);
             for p in [0, 1, 7, 8, 9, 100, 159] {
                 let k = own.random_at_prefix(p, &mut rng);

@@ -34,6 +34,7 @@
 //! | module | the rule it owns |
 //! |---|---|
 //! | [`id`] | 160-bit node ids and keys, and the XOR distance between them |
+//! | `sha1` | SHA-1, the hash that names keys (`Key::hash`), small on 32-bit targets |
 //! | [`addr`] | the one network address type: IPv4 or IPv6 and a UDP port, and which are routable |
 //! | [`time`] | caller-supplied time: the core never reads a clock |
 //! | [`config`] | run-time settings (intervals, timeouts, α, client mode) and their defaults |
@@ -42,6 +43,7 @@
 //! | [`routing`] | the routing table: k-buckets, replacement cache, splits, earned contacts |
 //! | `routing/liveness.rs` | contact states (good, questionable, bad: BEP 5), failures, background pings |
 //! | [`routing::diversity`] | at most 2 contacts of one /24 (/64) in a bucket, 10 in the table |
+//! | [`rng`] | the node's random numbers: ChaCha8, rand_chacha's stream in a compact form |
 //! | [`rtt`] | round trips and timeouts: per peer, and node-wide for peers never measured |
 //! | [`lookup`] | the iterative lookup: α requests in flight over the `K` closest candidates |
 //! | [`store`] | records, their origins (publisher, replica, cache) and eviction when full |
@@ -87,10 +89,12 @@ pub mod lookup;
 pub mod node;
 pub mod presets;
 pub mod providers;
+pub mod rng;
 pub mod routing;
 pub mod rtt;
 #[cfg(any(test, feature = "selftest"))]
 pub mod selftest;
+mod sha1;
 pub mod signed;
 pub mod stats;
 pub mod store;
@@ -107,6 +111,7 @@ pub use limits::Limits;
 pub use node::{
     Acks, Error, Event, Node, Outcome, Output, QueryError, QueryId, QueryStats, SignedPut, Transmit,
 };
+pub use rng::NodeRng;
 pub use signed::{PublicKey, Signature};
 pub use stats::{PerKind, RequestKind, Stats};
 pub use store::{MemoryStore, Origin, Record, RecordStore, ValueKind};

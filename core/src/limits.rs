@@ -148,7 +148,7 @@ impl<const N: usize> Sources<N> {
             }
         };
         let s = &mut self.entries[i];
-        let ms = now.saturating_since(s.at).min(Duration::from_secs(3600)).as_millis() as u64;
+        let ms = crate::time::millis(now.saturating_since(s.at).min(Duration::from_secs(3600)));
         s.at = s.at.max(now);
         let requests = u64::from(s.requests) + ms * u64::from(limits.requests_per_sec);
         s.requests = cap(requests.min(u64::from(limits.request_burst) * 1000));

@@ -33,7 +33,7 @@ impl RttEstimator {
     /// An answer came `rtt` after its request was sent: srtt moves 1/8 and rttvar 1/4 of the
     /// way to it, as in RFC 6298; the first sample sets srtt to it and rttvar to half of it.
     pub fn sample(&mut self, rtt: Duration) {
-        let s = rtt.as_millis().clamp(1, MAX_SAMPLE_MS as u128) as u32;
+        let s = crate::time::millis(rtt).clamp(1, u64::from(MAX_SAMPLE_MS)) as u32;
         if self.srtt_ms == 0 {
             self.srtt_ms = s;
             self.rttvar_ms = s / 2;

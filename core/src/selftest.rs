@@ -45,6 +45,8 @@ pub const ALL: &[&[Test]] = &[
     crate::node::verify::tests::TESTS,
     crate::node::amplification::tests::TESTS,
     crate::id::tests::TESTS,
+    crate::sha1::tests::TESTS,
+    crate::time::tests::TESTS,
     crate::wire::tests::TESTS,
     crate::frame::tests::TESTS,
     crate::routing::tests::TESTS,

@@ -10,8 +10,6 @@
 use core::fmt;
 use core::str::FromStr;
 
-use serde::de::{self, SeqAccess, Visitor};
-use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::id::{decode_hex, write_hex, Key};
@@ -22,7 +20,7 @@ pub const MAX_SIGNABLE: usize = 32 + MAX_SALT_LEN + MAX_VALUE_LEN;
 
 /// An ed25519 public key (32 bytes): the writer of signed records.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
-pub struct PublicKey(pub [u8; 32]);
+pub struct PublicKey(#[serde(with = "crate::wire::fixed")] pub [u8; 32]);
 
 /// An ed25519 signature (64 bytes). On the wire it is 64 bytes in a row, as `[[u8; 32]; 2]`
 /// was in version 1 of the protocol.
@@ -87,31 +85,13 @@ hex_newtype!(Signature, 64, "signature");
 
 impl Serialize for Signature {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut t = s.serialize_tuple(64)?;
-        for b in &self.0 {
-            t.serialize_element(b)?;
-        }
-        t.end()
+        crate::wire::fixed::serialize(&self.0, s)
     }
 }
 
 impl<'de> Deserialize<'de> for Signature {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Signature;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("64 bytes")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Signature, A::Error> {
-                let mut out = [0u8; 64];
-                for (i, b) in out.iter_mut().enumerate() {
-                    *b = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(i, &self))?;
-                }
-                Ok(Signature(out))
-            }
-        }
-        d.deserialize_tuple(64, V)
+        crate::wire::fixed::deserialize(d).map(Signature)
     }
 }
 

@@ -31,13 +31,42 @@ impl Instant {
 impl Add<Duration> for Instant {
     type Output = Instant;
     fn add(self, d: Duration) -> Instant {
-        Instant(self.0.saturating_add(d.as_millis().min(u64::MAX as u128) as u64))
+        Instant(self.0.saturating_add(millis(d)))
     }
 }
 
 impl Sub<Duration> for Instant {
     type Output = Instant;
     fn sub(self, d: Duration) -> Instant {
-        Instant(self.0.saturating_sub(d.as_millis().min(u64::MAX as u128) as u64))
+        Instant(self.0.saturating_sub(millis(d)))
+    }
+}
+
+/// `d` in whole milliseconds, at most `u64::MAX`: `d.as_millis()` without its 128-bit
+/// arithmetic, which 32-bit targets (wasm32, RV32, Thumb) emulate in code at every use.
+pub(crate) fn millis(d: Duration) -> u64 {
+    d.as_secs().saturating_mul(1000).saturating_add(u64::from(d.subsec_millis()))
+}
+
+#[cfg(any(test, feature = "selftest"))]
+pub(crate) mod tests {
+    use super::*;
+
+    crate::selftest::unit_tests! {
+        fn millis_is_as_millis_saturated_to_u64() {
+            let cases = [
+                Duration::ZERO,
+                Duration::from_nanos(999_999),
+                Duration::from_micros(1_500),
+                Duration::new(12, 345_678_901),
+                Duration::from_millis(u64::MAX),
+                Duration::new(u64::MAX / 1000, 999_999_999),
+                Duration::new(u64::MAX / 1000 + 1, 0),
+                Duration::MAX,
+            ];
+            for d in cases {
+                assert_eq!(millis(d), d.as_millis().min(u64::MAX as u128) as u64);
+            }
+        }
     }
 }

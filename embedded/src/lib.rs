@@ -44,7 +44,7 @@ pub use runner::{endpoint, now, peer_addr, Runner, SocketBuffers};
 pub mod embedded {
     use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
     use kad_core::presets::embedded as p;
-    use rand_chacha::ChaCha8Rng;
+    use kad_core::NodeRng;
     use rand_core::SeedableRng;
 
     pub use p::{Store, B, EVENTS, K, PENDING, PROVIDERS, QUERIES, R, RECORDS, VALUE};
@@ -73,7 +73,7 @@ pub mod embedded {
     /// A node with an id and transaction ids drawn from `seed` (take it from the hardware
     /// RNG), starting now.
     pub fn node(seed: [u8; 32], config: kad_core::Config) -> Node {
-        let mut rng = ChaCha8Rng::from_seed(seed);
+        let mut rng = NodeRng::from_seed(seed);
         Node::new(kad_core::NodeId::random(&mut rng), config, Store::new(), &mut rng, crate::now())
     }
 }

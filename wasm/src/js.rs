@@ -126,7 +126,7 @@ pub fn value_to_js(kind: ValueKind, bytes: &[u8]) -> JsValue {
 /// `"IP:PORT"` or `"[IPv6]:PORT"` as a peer address.
 pub fn parse_addr(s: &str) -> Result<PeerAddr, JsValue> {
     s.parse::<PeerAddr>()
-        .map_err(|_| type_error(&format!("bad address {s:?}: want IP:PORT, e.g. 127.0.0.1:8468")))
+        .map_err(|_| type_error(&format!("bad address \"{s}\": want IP:PORT, e.g. 127.0.0.1:8468")))
 }
 
 /// A plain object from (name, value) pairs.

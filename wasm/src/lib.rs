@@ -23,7 +23,7 @@ pub mod js;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
+use js_sys::{Array, Function, Number, Promise, Reflect, Uint8Array};
 use kad_core::frame::{self, Frame, MAX_FRAME};
 use kad_core::signed::Keypair;
 use kad_core::wire::MAX_DATAGRAM;
@@ -298,10 +298,13 @@ impl DhtNode {
             if let Some(rc) = weak.upgrade() {
                 let waiting = rc.borrow().waiters.iter().any(|w| w.want == Want::Connect);
                 if waiting {
+                    // JavaScript writes the number: Rust's float formatting would add 20 KB.
+                    let ms =
+                        String::from(Number::from(timeout_ms).to_string_with_radix(10).unwrap_or_default());
                     let msg = if rc.borrow().local.is_none() {
-                        format!("no answer from the relay within {timeout_ms} ms")
+                        format!("no answer from the relay within {ms} ms")
                     } else {
-                        format!("bootstrap did not finish within {timeout_ms} ms")
+                        format!("bootstrap did not finish within {ms} ms")
                     };
                     shut(&rc, 1000, &msg);
                 }

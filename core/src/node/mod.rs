@@ -6,7 +6,6 @@
 //! called after any input until it returns [`Output::Timeout`].
 
 use heapless::{Deque, Vec};
-use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use crate::addr::PeerAddr;
@@ -14,6 +13,7 @@ use crate::config::Config;
 use crate::id::NodeId;
 use crate::limits::Sources;
 use crate::providers::Providers;
+use crate::rng::NodeRng;
 use crate::routing::RoutingTable;
 use crate::rtt::RttEstimator;
 use crate::stats::Stats;
@@ -124,7 +124,7 @@ pub struct Node<
 > {
     id: NodeId,
     config: Config,
-    rng: ChaCha8Rng,
+    rng: NodeRng,
     now: Instant,
     routing: RoutingTable<B, K, R>,
     store: S,
@@ -168,7 +168,7 @@ impl<
         Node {
             id,
             config,
-            rng: ChaCha8Rng::from_seed(seed),
+            rng: NodeRng::from_seed(seed),
             now,
             routing: RoutingTable::new(id, config.routing, now).with_limits(config.limits),
             store,

@@ -22,7 +22,7 @@ pub(crate) type TestNode = Node<MemoryStore<4, VALUE>, 8, 4, 2, 2, 16, VALUE, 4,
 
 /// A node with the zero id and `config`, at time zero.
 pub(crate) fn node(config: Config) -> TestNode {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut rng = crate::NodeRng::seed_from_u64(7);
     Node::new(NodeId::from_bytes([0; 20]), config, MemoryStore::new(), &mut rng, Instant::ZERO)
 }
 

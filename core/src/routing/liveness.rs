@@ -93,7 +93,7 @@ impl<const B: usize, const K: usize, const R: usize> RoutingTable<B, K, R> {
             c.failures = 0;
             c.last_seen = now;
             if let Some(rtt) = rtt {
-                let sample = rtt.as_millis().clamp(1, u16::MAX as u128) as u32;
+                let sample = crate::time::millis(rtt).clamp(1, u64::from(u16::MAX)) as u32;
                 c.srtt_ms =
                     if c.srtt_ms == 0 { sample as u16 } else { ((c.srtt_ms as u32 * 7 + sample) / 8) as u16 };
             }

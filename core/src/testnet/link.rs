@@ -133,7 +133,7 @@ pub fn mix(mut x: u64) -> u64 {
 #[cfg(any(test, feature = "selftest"))]
 pub(crate) mod tests {
     use super::*;
-    use rand_chacha::ChaCha8Rng;
+    use crate::NodeRng;
     use rand_core::SeedableRng;
 
     fn arrival_ms(f: Fate) -> u64 {
@@ -145,7 +145,7 @@ pub(crate) mod tests {
 
     crate::selftest::unit_tests! {
         fn a_link_has_one_latency_both_ways_within_its_range() {
-            let mut rng = ChaCha8Rng::seed_from_u64(1);
+            let mut rng = NodeRng::seed_from_u64(1);
             let l = Latency::PerLink { min_ms: 10, max_ms: 200, seed: 9 };
             let mut distinct = 0;
             for a in 0..50u32 {
@@ -162,7 +162,7 @@ pub(crate) mod tests {
         }
 
         fn loss_drops_about_its_share_and_delay_and_jitter_add_up() {
-            let mut rng = ChaCha8Rng::seed_from_u64(2);
+            let mut rng = NodeRng::seed_from_u64(2);
             let link = FaultInjector {
                 loss: 0.25,
                 delay_ms: 100,
@@ -188,7 +188,7 @@ pub(crate) mod tests {
         }
 
         fn a_partition_cuts_only_the_links_that_cross_it() {
-            let mut rng = ChaCha8Rng::seed_from_u64(3);
+            let mut rng = NodeRng::seed_from_u64(3);
             let link = FaultInjector {
                 island: Some(Island { start: 5, end: 10 }),
                 ..FaultInjector::new(Latency::Fixed { ms: 1 })
@@ -202,12 +202,12 @@ pub(crate) mod tests {
         fn the_loss_draw_comes_first_and_only_when_there_is_loss() {
             let jittery = FaultInjector { jitter_ms: 1000, ..FaultInjector::new(Latency::Fixed { ms: 0 }) };
             // No loss and no destination: nothing is drawn.
-            let (mut a, mut b) = (ChaCha8Rng::seed_from_u64(4), ChaCha8Rng::seed_from_u64(4));
+            let (mut a, mut b) = (NodeRng::seed_from_u64(4), NodeRng::seed_from_u64(4));
             assert_eq!(jittery.transit(0, None, &mut a), Fate::Unroutable);
             assert_eq!(a.gen::<u64>(), b.gen::<u64>());
             // With loss, each datagram draws its loss first, then (if it gets through) its jitter.
             let lossy = FaultInjector { loss: 0.5, ..jittery };
-            let (mut c, mut d) = (ChaCha8Rng::seed_from_u64(5), ChaCha8Rng::seed_from_u64(5));
+            let (mut c, mut d) = (NodeRng::seed_from_u64(5), NodeRng::seed_from_u64(5));
             let mut both = [0; 2];
             for _ in 0..40 {
                 let lost = d.gen::<f64>() < 0.5;

@@ -372,13 +372,13 @@ pub(crate) mod tests {
     use crate::id::NodeId;
     use crate::presets::embedded;
     use crate::testnet::link::Latency;
-    use rand_chacha::ChaCha8Rng;
+    use crate::NodeRng;
     use rand_core::SeedableRng;
 
     /// A node that has just pinged nodes 1, 2 and 3 (three datagrams waiting), its wake-up
     /// (none queued yet) and the RNG of the test.
-    fn pinging(seed: u64) -> (embedded::Node, Armed, ChaCha8Rng) {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    fn pinging(seed: u64) -> (embedded::Node, Armed, NodeRng) {
+        let mut rng = NodeRng::seed_from_u64(seed);
         let id = NodeId::random(&mut rng);
         let mut node =
             embedded::Node::new(id, Config::default(), embedded::Store::new(), &mut rng, Instant::ZERO);

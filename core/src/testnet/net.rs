@@ -6,7 +6,7 @@ use core::convert::Infallible;
 use core::marker::PhantomData;
 use core::time::Duration;
 
-use rand_chacha::ChaCha8Rng;
+use crate::NodeRng;
 use rand_core::SeedableRng;
 
 use super::medium::{Armed, Datagram, Driven, Ev, Medium};
@@ -57,7 +57,7 @@ pub struct Net<N, const V: usize, HS, QS, BS> {
     /// Datagrams, wake-ups and the link; its counters say what happened to the datagrams.
     pub medium: Medium<Infallible, QS, BS>,
     /// Seeded: node ids and seeds, latencies and faults, and whatever a test draws.
-    pub rng: ChaCha8Rng,
+    pub rng: NodeRng,
 }
 
 impl<N: Driven<V>, const V: usize, HS, QS, BS> Net<N, V, HS, QS, BS>
@@ -71,7 +71,7 @@ where
     /// join with [`Net::join`] (or [`Net::add`] for kad-core nodes).
     pub fn new(hosts: HS, mut medium: Medium<Infallible, QS, BS>, seed: u64) -> Self {
         medium.advance(Instant::from_millis(1));
-        Net { hosts, len: 0, nodes: PhantomData, medium, rng: ChaCha8Rng::seed_from_u64(seed) }
+        Net { hosts, len: 0, nodes: PhantomData, medium, rng: NodeRng::seed_from_u64(seed) }
     }
 
     /// Nodes added so far (up or not).
