@@ -30,6 +30,24 @@ impl PeerAddr {
         }
     }
 
+    /// The source network of this address: its IPv4 /24 or IPv6 /64, the unit of every
+    /// per-source limit.
+    pub fn prefix(&self) -> Prefix {
+        match self {
+            PeerAddr::V4([a, b, c, _], _) => Prefix::V4([*a, *b, *c]),
+            PeerAddr::V6(ip, _) => {
+                let mut p = [0u8; 8];
+                p.copy_from_slice(&ip[..8]);
+                Prefix::V6(p)
+            }
+        }
+    }
+
+    /// True for 127.0.0.0/8 and ::1.
+    pub fn is_loopback(&self) -> bool {
+        self.ip().is_loopback()
+    }
+
     /// A usable unicast destination: not unspecified, not multicast, not broadcast, port not 0.
     pub fn is_routable(&self) -> bool {
         if self.port() == 0 {
@@ -40,6 +58,15 @@ impl PeerAddr {
             IpAddr::V6(a) => !a.is_unspecified() && !a.is_multicast(),
         }
     }
+}
+
+/// A source network: an IPv4 /24 or an IPv6 /64 (see [`PeerAddr::prefix`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Prefix {
+    /// The first three bytes of an IPv4 address.
+    V4([u8; 3]),
+    /// The first eight bytes of an IPv6 address.
+    V6([u8; 8]),
 }
 
 impl From<SocketAddr> for PeerAddr {
@@ -112,6 +139,19 @@ pub(crate) mod tests {
             assert_eq!("[::1]:9".parse::<PeerAddr>().map(|a| a.port()), Ok(9));
             assert_eq!("10.0.0.1".parse::<PeerAddr>(), Err(AddrParseError));
             assert_eq!("localhost:8468".parse::<PeerAddr>(), Err(AddrParseError));
+        }
+
+        fn an_address_belongs_to_its_slash_24_or_slash_64() {
+            let a = PeerAddr::V4([10, 1, 2, 3], 1);
+            assert_eq!(a.prefix(), PeerAddr::V4([10, 1, 2, 200], 9).prefix());
+            assert_ne!(a.prefix(), PeerAddr::V4([10, 1, 3, 3], 1).prefix());
+            let mut ip = [0u8; 16];
+            ip[7] = 1;
+            let b = PeerAddr::V6(ip, 1);
+            ip[15] = 7;
+            assert_eq!(b.prefix(), PeerAddr::V6(ip, 2).prefix());
+            ip[7] = 2;
+            assert_ne!(b.prefix(), PeerAddr::V6(ip, 2).prefix());
         }
 
         fn unroutable_addresses_are_recognised() {

@@ -3,6 +3,7 @@
 
 use core::time::Duration;
 
+use crate::limits::Limits;
 use crate::routing::RoutingConfig;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -54,6 +55,8 @@ pub struct Config {
     pub rejoin_backoff: Duration,
     /// Longest wait between attempts to bootstrap again. Default 10 min.
     pub rejoin_backoff_max: Duration,
+    /// Limits against hostile peers (see [`crate::limits`]).
+    pub limits: Limits,
 }
 
 impl Default for Config {
@@ -77,6 +80,7 @@ impl Default for Config {
             rejoin_floor: 3,
             rejoin_backoff: Duration::from_secs(5),
             rejoin_backoff_max: 10 * MINUTE,
+            limits: Limits::default(),
         }
     }
 }

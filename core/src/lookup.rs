@@ -19,6 +19,7 @@ use heapless::Vec;
 
 use crate::addr::PeerAddr;
 use crate::id::{Key, NodeId};
+use crate::token::Token;
 
 /// Where a candidate stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +49,10 @@ pub struct Candidate {
     /// The round in which it was (or will be) asked: 1 for peers from the own table, n+1 for
     /// peers named by a round-n peer.
     pub hop: u8,
+    /// The write token its answer granted (zeros until it answered).
+    pub token: Token,
+    /// It answered with the value looked up (FIND_VALUE).
+    pub holds_value: bool,
 }
 
 /// The state of one iterative lookup.
@@ -101,7 +106,7 @@ impl<const K: usize> Lookup<K> {
             }
         }
         let pos = self.candidates.partition_point(|c| self.target.distance(&c.id) < d);
-        self.candidates.insert(pos, Candidate { id, addr, state: PeerState::NotContacted, hop }).is_ok()
+        self.candidates.insert(pos, Candidate { id, addr, state: PeerState::NotContacted, hop, token: Token::default(), holds_value: false }).is_ok()
     }
 
     /// The nearest candidate not yet asked, if fewer than `alpha` requests are in flight
@@ -134,6 +139,15 @@ impl<const K: usize> Lookup<K> {
             self.add(cid, caddr, hop.saturating_add(1));
         }
         self.candidates.first().map(|c| c.id) != best
+    }
+
+    /// Records what candidate `id` answered besides peers: the write token it granted, and
+    /// whether it returned the value looked up.
+    pub fn set_answer(&mut self, id: &NodeId, token: Token, holds_value: bool) {
+        if let Some(c) = self.candidates.iter_mut().find(|c| c.id == *id) {
+            c.token = token;
+            c.holds_value |= holds_value;
+        }
     }
 
     /// `id` answered in time, naming `closer` peers (merged as candidates one hop further); its

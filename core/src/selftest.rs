@@ -62,6 +62,9 @@ pub const ALL: &[&[Test]] = &[
     crate::routing::state_tests::TESTS,
     crate::rtt::tests::TESTS,
     crate::stats::tests::TESTS,
+    crate::token::tests::TESTS,
+    crate::node::quorum::tests::TESTS,
+    //QUOTA crate::node::quota::tests::TESTS,
     #[cfg(feature = "testnet")]
     crate::testnet::queue::tests::TESTS,
     #[cfg(feature = "testnet")]

@@ -15,9 +15,11 @@ use crate::addr::PeerAddr;
 use crate::id::{Key, NodeId};
 use crate::signed::{PublicKey, Signature};
 use crate::store::{ValueKind, MAX_SALT_LEN, MAX_VALUE_LEN};
+use crate::token::Token;
 
-/// Protocol version carried by every message.
-pub const VERSION: u8 = 1;
+/// Protocol version carried by every message. Version 2 added the write token to the header
+/// (see [`crate::token`]).
+pub const VERSION: u8 = 2;
 /// Largest datagram sent or accepted, in bytes: fits any IPv4/IPv6 path unfragmented.
 pub const MAX_DATAGRAM: usize = 1200;
 /// Most contacts in one reply.
@@ -54,6 +56,9 @@ pub struct Header {
     pub sender: NodeId,
     /// Flags.
     pub flags: Flags,
+    /// In an answer: the write token the responder grants the requester's IP address. In a
+    /// STORE or ADD_PROVIDER: the token the target granted the sender. Zeros otherwise.
+    pub token: Token,
 }
 
 /// Bytes borrowed from the datagram, encoded as a length-prefixed byte string.
@@ -150,6 +155,12 @@ pub enum StoreStatus {
     Unsupported,
     /// Refused: the storage backend failed.
     StorageError,
+    /// Refused: no write token, or not one this node granted the sender's IP address in the
+    /// last 5 to 10 minutes (see [`crate::token`]).
+    BadToken,
+    /// Refused: the sender's network already holds its share of the store (see
+    /// [`crate::limits::Limits::store_share`]).
+    OverShare,
 }
 
 impl fmt::Display for StoreStatus {
@@ -169,6 +180,8 @@ impl fmt::Display for StoreStatus {
             StoreStatus::CasMismatch => "compare-and-swap failed: the peer holds another sequence number",
             StoreStatus::Unsupported => "the peer cannot verify signed records",
             StoreStatus::StorageError => "the peer's storage failed",
+            StoreStatus::BadToken => "no valid write token: look the key up again, then store",
+            StoreStatus::OverShare => "the sender's network already holds its share of the peer's store",
         })
     }
 }
@@ -334,6 +347,7 @@ pub(crate) mod tests {
             txid: TxId([1, 2, 3, 4]),
             sender: NodeId::from_bytes([0xee; 20]),
             flags: Flags(1),
+            token: Token([0xff; 8]),
         }
     }
 

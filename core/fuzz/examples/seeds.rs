@@ -77,6 +77,7 @@ fn main() {
             txid: TxId([1, 2, 3, i as u8]),
             sender: NodeId::from_bytes([0xee; 20]),
             flags: Flags(if i % 3 == 0 { Flags::CLIENT } else { 0 }),
+            token: kad_core::token::Token([0xab; 8]),
         };
         let n = wire::encode(&Message { header, body }, &mut buf).expect("every seed fits in a datagram");
         write("decode", name, &buf[..n]);

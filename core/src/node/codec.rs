@@ -9,6 +9,7 @@ use crate::addr::PeerAddr;
 use crate::id::{Key, NodeId};
 use crate::routing::{Contact, ContactState};
 use crate::store::{Origin, Record, RecordStore, Signer};
+use crate::token::Token;
 use crate::wire::{
     self, Body, Bytes, Flags, Header, Message, Peer, TxId, WireRecord, WireSignature, MAX_CONTACTS,
     MAX_PROVIDERS, VERSION,
@@ -30,13 +31,17 @@ impl<
         const E: usize,
     > Node<S, B, K, R, Q, P, V, PV, E>
 {
-    pub(super) fn header(&self, txid: TxId) -> Header {
+    pub(super) fn header(&self, txid: TxId, token: Token) -> Header {
         let flags = if self.config.client_mode { Flags::CLIENT } else { 0 };
-        Header { version: VERSION, txid, sender: self.id, flags: Flags(flags) }
+        Header { version: VERSION, txid, sender: self.id, flags: Flags(flags), token }
     }
 
     pub(super) fn encode_request(&self, p: &Pending, buf: &mut [u8]) -> Option<usize> {
-        let header = self.header(p.txid);
+        let token = match p.request {
+            Request::Store { token, .. } | Request::AddProvider { token, .. } => token,
+            _ => Token::default(),
+        };
+        let header = self.header(p.txid, token);
         let held;
         let body = match p.request {
             Request::Ping { .. } => Body::Ping,
@@ -44,7 +49,7 @@ impl<
             Request::FindValue { key, .. } => Body::FindValue { key },
             Request::GetProviders { key, .. } => Body::GetProviders { key },
             Request::AddProvider { key, .. } => Body::AddProvider { key },
-            Request::Store { query, key, cached_ttl } => {
+            Request::Store { query, key, cached_ttl, .. } => {
                 let (record, cas) = match query.and_then(|qid| self.queries.iter().find(|q| q.id == qid)) {
                     Some(q) => (q.record.as_ref()?, q.cas),
                     None => {
@@ -82,7 +87,11 @@ impl<
     }
 
     pub(super) fn encode_reply(&self, r: &Reply, buf: &mut [u8]) -> Option<usize> {
-        let header = self.header(r.txid);
+        let token = match r.body {
+            ReplyBody::Stored(_) | ReplyBody::ProviderAdded(_) => Token::default(),
+            _ => self.tokens.issue(&r.to),
+        };
+        let header = self.header(r.txid, token);
         let held;
         let body = match r.body {
             ReplyBody::Pong => Body::Pong { observed: r.to },

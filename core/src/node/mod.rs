@@ -18,6 +18,7 @@ use crate::rtt::RttEstimator;
 use crate::stats::Stats;
 use crate::store::RecordStore;
 use crate::time::Instant;
+use crate::token::{Secrets, Token};
 use crate::wire::{self, DecodeError, Peer};
 
 pub(crate) mod accept;
@@ -28,6 +29,8 @@ pub(crate) mod maintenance;
 pub(crate) mod outcome;
 pub(crate) mod peers;
 pub(crate) mod queries;
+pub(crate) mod quorum;
+//QUOTA pub(crate) mod quota;
 pub(crate) mod rejoin;
 pub(crate) mod replication;
 pub(crate) mod requests;
@@ -134,6 +137,7 @@ pub struct Node<
     next_maintenance: Instant,
     rtt: RttEstimator,
     rejoin: Rejoin,
+    tokens: Secrets,
     stats: Stats,
 }
 
@@ -155,10 +159,12 @@ impl<
         const { assert!(Q >= 1 && P >= 1, "Q and P must be at least 1") };
         let mut seed = [0u8; 32];
         rng.fill_bytes(&mut seed);
+        let mut rng = ChaCha8Rng::from_seed(seed);
+        let tokens = Secrets::new(&mut rng, now);
         Node {
             id,
             config,
-            rng: ChaCha8Rng::from_seed(seed),
+            rng,
             now,
             routing: RoutingTable::new(id, config.routing, now),
             store,
@@ -171,6 +177,7 @@ impl<
             next_maintenance: now + config.maintenance_interval,
             rtt: RttEstimator::new(),
             rejoin: Rejoin::new(&config),
+            tokens,
             stats: Stats::default(),
         }
     }
@@ -227,10 +234,17 @@ impl<
         self.queries_in_flight() < Q
     }
 
+    /// The write token this node grants the IP address of `to` now (every answer carries it;
+    /// see [`crate::token`]).
+    pub fn write_token(&self, to: &PeerAddr) -> Token {
+        self.tokens.issue(to)
+    }
+
     fn advance(&mut self, now: Instant) {
         if now > self.now {
             self.now = now;
         }
+        self.tokens.rotate(self.now, &mut self.rng);
     }
 
     // ----- inputs --------------------------------------------------------------------------
@@ -257,7 +271,7 @@ impl<
         }
         if msg.body.is_request() {
             if !msg.header.flags.is_client() {
-                self.saw_peer(sender, from, false);
+                self.saw_peer(sender, from, None);
             }
             self.handle_request(from, &msg);
         } else {

@@ -5,6 +5,7 @@ use crate::id::{Key, NodeId};
 use crate::routing::{Contact, ContactState};
 use crate::store::{Origin, RecordMeta, RecordStore};
 use crate::time::Instant;
+use crate::token::Token;
 
 use super::accept::is_live;
 
@@ -24,8 +25,8 @@ impl<
     > Node<S, B, K, R, Q, P, V, PV, E>
 {
     /// Sends a newly seen peer every held record it should get from this node (see
-    /// [`is_replicated`] and [`newcomer_gets`]).
-    pub(super) fn replicate_to(&mut self, peer: NodeId, addr: PeerAddr) {
+    /// [`is_replicated`] and [`newcomer_gets`]), with the write token the peer granted.
+    pub(super) fn replicate_to(&mut self, peer: NodeId, addr: PeerAddr, token: Token) {
         let mut cursor = None;
         while let Some(key) = self.store.next_key(cursor.as_ref()) {
             cursor = Some(key);
@@ -38,7 +39,7 @@ impl<
             let alive = |c: &Contact| rt.state(c, now) != ContactState::Bad;
             let n = rt.closest_where(&key, Some(&peer), &mut near, alive);
             if newcomer_gets::<K>(&key, &self.id, &peer, &near[..n]) {
-                let req = Request::Store { query: None, key, cached_ttl: None };
+                let req = Request::Store { query: None, key, cached_ttl: None, token };
                 if self.send_request(addr, Some(peer), req).is_ok() {
                     self.stats.replications += 1;
                 } else {

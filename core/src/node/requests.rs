@@ -56,7 +56,12 @@ impl<
                 (RequestKind::FindValue, body)
             }
             Body::Store { record } => {
-                let status = self.accept_store(record);
+                let status = if self.tokens.accepts(&from, &h.token) {
+                    self.accept_store(record)
+                } else {
+                    self.stats.writes_bad_token += 1;
+                    StoreStatus::BadToken
+                };
                 if status == StoreStatus::Stored {
                     self.stats.stores_accepted += 1;
                 } else {
@@ -71,7 +76,12 @@ impl<
                     addr: from,
                     expires_at: self.now + self.config.provider_ttl,
                 };
-                let added = self.providers.add(rec, &self.id, self.now) == Added::Stored;
+                let added = if self.tokens.accepts(&from, &h.token) {
+                    self.providers.add(rec, &self.id, self.now) == Added::Stored
+                } else {
+                    self.stats.writes_bad_token += 1;
+                    false
+                };
                 if !added {
                     self.stats.providers_refused += 1;
                 }

@@ -7,6 +7,7 @@ use crate::store::{Origin, RecordStore};
 use crate::wire::{Body, Message, Peer, StoreStatus, WireRecord};
 
 use super::accept::verify_signature;
+use super::quorum;
 use super::queries::{Kind, Phase, QueryId};
 use super::rpc::Request;
 use super::Node;
@@ -39,10 +40,15 @@ impl<
         let rtt = self.now.saturating_since(p.sent_at);
         self.rtt.sample(rtt);
         if !h.flags.is_client() {
-            self.saw_peer(h.sender, from, true);
+            self.saw_peer(h.sender, from, Some(h.token));
             self.routing.on_alive(&h.sender, Some(rtt), self.now);
         }
         let sender = h.sender;
+        if let Some(q) = p.request.query().and_then(|qid| self.query_mut(qid)) {
+            if p.request.is_lookup() {
+                q.lookup.set_answer(&sender, h.token, matches!(msg.body, Body::Value { .. }));
+            }
+        }
         let ok = match (p.request, &msg.body) {
             (Request::Ping { query }, Body::Pong { .. }) => {
                 if let Some(qid) = query {
@@ -113,9 +119,10 @@ impl<
         }
     }
 
-    /// A peer answered FIND_VALUE with a record: verify it, keep it, and finish (unsigned) or
-    /// keep the highest sequence number (signed). Returns false for an invalid record. `held` as
-    /// for [`Node::lookup_success`].
+    /// A peer answered FIND_VALUE with a record: verify it and count its vote; an unsigned get
+    /// finishes once `quorum` holders agree, a signed one keeps the highest sequence number
+    /// until its lookup ends (see `node/quorum.rs`). Returns false for an invalid record.
+    /// `held` as for [`Node::lookup_success`].
     pub(super) fn found_value(
         &mut self,
         qid: QueryId,
@@ -130,6 +137,7 @@ impl<
         if rec.key != key || verify_signature(&rec).is_err() {
             return false;
         }
+        let quorum = u16::from(self.config.limits.quorum.max(1));
         let Some(q) = self.query_mut(qid) else { return true };
         if q.phase != Phase::Lookup {
             return true;
@@ -141,16 +149,14 @@ impl<
         } else {
             q.lookup.on_late_success(&sender, core::iter::empty());
         }
-        let better = match (&q.record, &rec.signer) {
-            (None, _) => true,
-            (Some(old), Some(s)) => old.signer.is_none_or(|o| s.seq > o.seq),
-            (Some(_), None) => false,
-        };
-        if better {
+        let d = quorum::digest(&rec);
+        let votes = q.votes.add(d);
+        if quorum::takes(q.record.as_ref(), q.votes.agreeing(), &rec, votes) {
             q.record = Some(rec);
             q.value_from = Some((sender, hop));
+            q.votes.lead(d);
         }
-        if q.kind == (Kind::Get { signed: false }) {
+        if q.kind == (Kind::Get { signed: false }) && q.votes.agreeing() >= quorum {
             self.value_done(qid);
         }
         true

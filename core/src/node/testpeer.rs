@@ -100,7 +100,9 @@ pub(crate) fn drain(node: &mut TestNode) -> Drained {
 
 /// `from` sends `body` to the node with transaction id `txid`, at `now`.
 pub(crate) fn deliver(node: &mut TestNode, now: Instant, from: Peer, txid: TxId, body: Body<'_>) {
-    let header = Header { version: VERSION, txid, sender: from.id, flags: Flags::default() };
+    // A peer that asked the node before: it shows the write token the node grants its address.
+    let token = node.write_token(&from.addr);
+    let header = Header { version: VERSION, txid, sender: from.id, flags: Flags::default(), token };
     let mut buf = [0u8; MAX_DATAGRAM];
     let len = wire::encode(&Message { header, body }, &mut buf).expect("fits a datagram");
     node.handle_datagram(now, from.addr, &buf[..len]);
