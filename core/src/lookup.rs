@@ -106,7 +106,19 @@ impl<const K: usize> Lookup<K> {
             }
         }
         let pos = self.candidates.partition_point(|c| self.target.distance(&c.id) < d);
-        self.candidates.insert(pos, Candidate { id, addr, state: PeerState::NotContacted, hop, token: Token::default(), holds_value: false }).is_ok()
+        self.candidates
+            .insert(
+                pos,
+                Candidate {
+                    id,
+                    addr,
+                    state: PeerState::NotContacted,
+                    hop,
+                    token: Token::default(),
+                    holds_value: false,
+                },
+            )
+            .is_ok()
     }
 
     /// The nearest candidate not yet asked, if fewer than `alpha` requests are in flight

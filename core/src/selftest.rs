@@ -64,7 +64,7 @@ pub const ALL: &[&[Test]] = &[
     crate::stats::tests::TESTS,
     crate::token::tests::TESTS,
     crate::node::quorum::tests::TESTS,
-    //QUOTA crate::node::quota::tests::TESTS,
+    crate::node::quota::tests::TESTS,
     #[cfg(feature = "testnet")]
     crate::testnet::queue::tests::TESTS,
     #[cfg(feature = "testnet")]

@@ -124,6 +124,9 @@ pub struct Stats {
     /// Found values not cached on the path: one holder returned them, and unsigned (see
     /// `node/caching.rs`).
     pub cache_unconfirmed: u64,
+    /// STOREs refused because their source network held its share of the store (see
+    /// [`crate::limits::Limits::store_share`]); also counted in `stores_refused`.
+    pub stores_over_share: u64,
     /// Records evicted to make room.
     pub records_evicted: u64,
     /// Records dropped at expiry.

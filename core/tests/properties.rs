@@ -207,7 +207,13 @@ fn message_parts() -> impl Strategy<Value = Parts> {
         0usize..=20,
     )
         .prop_map(|((tx, sender, flags), text, id, addr, data, salt_len, n)| {
-            let header = Header { version: wire::VERSION, txid: TxId(tx), sender, flags: Flags(flags), token: kad_core::token::Token(tx.repeat(2).try_into().unwrap()) };
+            let header = Header {
+                version: wire::VERSION,
+                txid: TxId(tx),
+                sender,
+                flags: Flags(flags),
+                token: kad_core::token::Token(tx.repeat(2).try_into().unwrap()),
+            };
             let kind = if text { ValueKind::Text } else { ValueKind::Bytes };
             (header, kind, id, addr, data, salt_len, n)
         })

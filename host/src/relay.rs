@@ -650,8 +650,13 @@ impl Relay {
             return false;
         }
         let txid = TxId(rand::random());
-        let header =
-            Header { version: VERSION, txid, sender: s.ping_id, flags: Flags(Flags::CLIENT), token: Default::default() };
+        let header = Header {
+            version: VERSION,
+            txid,
+            sender: s.ping_id,
+            flags: Flags(Flags::CLIENT),
+            token: Default::default(),
+        };
         let mut buf = [0u8; MAX_DATAGRAM + 1];
         let Ok(n) = wire::encode(&wire::Message { header, body: Body::Ping }, &mut buf) else { return false };
         if sock.send(&buf[..n]).await.is_err() {

@@ -2,12 +2,13 @@
 //! redb database, written durably before a STORE is acknowledged. The same file keeps the
 //! node's id and its routing contacts across restarts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use kad_core::addr::Prefix;
 use kad_core::presets::host::VALUE;
-use kad_core::store::{Record, RecordMeta, RecordStore, Signer, StoreError};
+use kad_core::store::{farthest, Record, RecordMeta, RecordStore, Signer, StoreError};
 use kad_core::{Instant, Key, NodeId, Origin, ValueKind};
 use kad_core::{PublicKey, Signature};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
@@ -83,14 +84,57 @@ impl Disk {
 /// Records in memory, optionally backed by a redb file.
 pub struct HostStore {
     records: BTreeMap<Key, HostRecord>,
+    index: Index,
     capacity: usize,
     disk: Option<Disk>,
+}
+
+/// What the node asks of a full store, kept so that it needs no scan: records per source
+/// network, and the keys of cached copies and of replicas (the records that may be evicted).
+#[derive(Default)]
+struct Index {
+    by_source: HashMap<Prefix, usize>,
+    /// Cached copies, then replicas: the eviction order.
+    evictable: [BTreeSet<Key>; 2],
+}
+
+impl Index {
+    fn add(&mut self, r: &HostRecord) {
+        if let Some(s) = r.source {
+            *self.by_source.entry(s).or_default() += 1;
+        }
+        if let Some(set) = self.set(r.origin) {
+            set.insert(r.key);
+        }
+    }
+
+    fn remove(&mut self, r: &HostRecord) {
+        if let Some(s) = r.source {
+            if let Some(n) = self.by_source.get_mut(&s) {
+                *n -= 1;
+                if *n == 0 {
+                    self.by_source.remove(&s);
+                }
+            }
+        }
+        if let Some(set) = self.set(r.origin) {
+            set.remove(&r.key);
+        }
+    }
+
+    fn set(&mut self, origin: Origin) -> Option<&mut BTreeSet<Key>> {
+        match origin {
+            Origin::Cache => Some(&mut self.evictable[0]),
+            Origin::Replica => Some(&mut self.evictable[1]),
+            Origin::Publisher => None,
+        }
+    }
 }
 
 impl HostStore {
     /// A store that lives only in memory.
     pub fn in_memory(capacity: usize) -> Self {
-        HostStore { records: BTreeMap::new(), capacity, disk: None }
+        HostStore { records: BTreeMap::new(), index: Index::default(), capacity, disk: None }
     }
 
     /// Opens (or creates) `dir/kad.redb` and loads the records it holds.
@@ -123,7 +167,9 @@ impl HostStore {
             Ok(records)
         };
         let records = read().map_err(|source| DbError::Read { path: disk.path.clone(), source })?;
-        Ok(HostStore { records, capacity, disk: Some(disk) })
+        let mut index = Index::default();
+        records.values().for_each(|r| index.add(r));
+        Ok(HostStore { records, index, capacity, disk: Some(disk) })
     }
 
     /// True when records are written to disk.
@@ -217,12 +263,17 @@ impl RecordStore<VALUE> for HostStore {
         }
         // Durable first: the node acknowledges only after this returns.
         self.write(&record.key, Some(&encode_record(&record)))?;
+        if let Some(old) = self.records.get(&record.key) {
+            self.index.remove(old);
+        }
+        self.index.add(&record);
         self.records.insert(record.key, record);
         Ok(())
     }
 
     fn remove(&mut self, key: &Key) {
-        if self.records.remove(key).is_some() {
+        if let Some(old) = self.records.remove(key) {
+            self.index.remove(&old);
             let _ = self.write(key, None);
         }
     }
@@ -235,6 +286,24 @@ impl RecordStore<VALUE> for HostStore {
         use std::ops::Bound::{Excluded, Unbounded};
         let lower = after.map_or(Unbounded, Excluded);
         self.records.range((lower, Unbounded)).next().map(|(k, _)| *k)
+    }
+
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn count_from(&self, source: &Prefix) -> usize {
+        self.index.by_source.get(source).copied().unwrap_or(0)
+    }
+
+    /// The farthest cached copy, else the farthest replica: 160 range queries of an index, no
+    /// scan. `None` when only the publisher's own records are held (never evicted).
+    fn worst(&self, own: &NodeId) -> Option<RecordMeta> {
+        self.index
+            .evictable
+            .iter()
+            .find_map(|set| farthest(own, |lo, hi| set.range(*lo..=*hi).next().is_some()))
+            .and_then(|k| self.meta(&k))
     }
 }
 
@@ -301,7 +370,7 @@ fn decode_record(key: Key, b: &[u8]) -> Option<HostRecord> {
         _ => return None,
     };
     let data = heapless::Vec::from_slice(r.0).ok()?;
-    Some(Record { key, kind, data, signer, origin, expires_at, stored_at, republished_at })
+    Some(Record { key, kind, data, signer, origin, expires_at, stored_at, republished_at, source: None })
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -342,6 +411,7 @@ mod tests {
             expires_at: Instant::from_millis(3),
             stored_at: Instant::from_millis(1),
             republished_at: Instant::from_millis(2),
+            source: None,
         }
     }
 
@@ -379,6 +449,36 @@ mod tests {
         };
         assert!(matches!(not_a_dir, DbError::CreateDir { .. }), "{not_a_dir}");
         assert!(not_a_dir.to_string().starts_with("cannot create the data directory"), "{not_a_dir}");
+    }
+
+    /// The index answers what a scan of every record answers (the trait's defaults, as
+    /// `MemoryStore` runs them), through puts that replace and removes.
+    #[test]
+    fn the_index_agrees_with_a_scan() {
+        let mut s = HostStore::in_memory(1000);
+        let mut scan = Box::new(kad_core::MemoryStore::<256, VALUE>::new());
+        let sources = [kad_core::PeerAddr::V4([10, 0, 0, 1], 1), kad_core::PeerAddr::V4([10, 0, 1, 1], 1)];
+        for i in 0..300u32 {
+            let origin = [Origin::Cache, Origin::Replica, Origin::Publisher][(i % 7 % 3) as usize];
+            let source = (i % 5 != 0).then(|| sources[(i % 2) as usize].prefix());
+            let r = Record { origin, source, ..record(&(i % 250).to_string(), false) };
+            s.put(r.clone()).unwrap();
+            scan.put(r).unwrap();
+            if i % 11 == 0 {
+                let k = Key::hash((i / 2).to_string().as_bytes());
+                s.remove(&k);
+                scan.remove(&k);
+            }
+        }
+        for own in 0..20u8 {
+            let own = NodeId::from_bytes([own.wrapping_mul(37); 20]);
+            assert_eq!(s.worst(&own), scan.worst(&own));
+        }
+        for src in sources {
+            assert_eq!(s.count_from(&src.prefix()), scan.count_from(&src.prefix()));
+        }
+        let publishers = HostStore::in_memory(1);
+        assert_eq!(publishers.worst(&NodeId::from_bytes([0; 20])), None);
     }
 
     #[test]

@@ -40,7 +40,8 @@ impl<
                     if ttl > 0 {
                         // Fire and forget: the answer is not awaited; the result is delivered
                         // once this request has been transmitted (see `poll_output`).
-                        let req = Request::Store { query: Some(qid), key, cached_ttl: Some(ttl), token: c.token };
+                        let req =
+                            Request::Store { query: Some(qid), key, cached_ttl: Some(ttl), token: c.token };
                         let _ = self.send_request(c.addr, Some(c.id), req);
                     }
                 }

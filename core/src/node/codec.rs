@@ -147,6 +147,7 @@ impl<
             expires_at: self.now + ttl,
             stored_at: self.now,
             republished_at: self.now,
+            source: None,
         })
     }
 }

@@ -153,6 +153,7 @@ impl<
             expires_at: now + self.config.record_ttl,
             stored_at: now,
             republished_at: now,
+            source: None,
         };
         self.publish(record, None)
     }
@@ -217,6 +218,7 @@ impl<
             expires_at: now + self.config.record_ttl,
             stored_at: now,
             republished_at: now,
+            source: None,
         };
         self.publish(record, signed.cas)
     }

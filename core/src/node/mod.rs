@@ -30,7 +30,7 @@ pub(crate) mod outcome;
 pub(crate) mod peers;
 pub(crate) mod queries;
 pub(crate) mod quorum;
-//QUOTA pub(crate) mod quota;
+pub(crate) mod quota;
 pub(crate) mod rejoin;
 pub(crate) mod replication;
 pub(crate) mod requests;

@@ -116,6 +116,7 @@ pub(crate) mod tests {
             expires_at: Instant::ZERO,
             stored_at: Instant::ZERO,
             republished_at: Instant::ZERO,
+            source: None,
         }
     }
 

@@ -116,6 +116,7 @@ pub(crate) mod tests {
                 stored_at: Instant::ZERO,
                 republished_at: Instant::ZERO,
                 seq: None,
+                source: None,
             };
             let now = Instant::from_millis(100);
             assert!(is_replicated(&meta(Origin::Replica, 101), now));

@@ -57,7 +57,7 @@ impl<
             }
             Body::Store { record } => {
                 let status = if self.tokens.accepts(&from, &h.token) {
-                    self.accept_store(record)
+                    self.accept_store(from, record)
                 } else {
                     self.stats.writes_bad_token += 1;
                     StoreStatus::BadToken

@@ -7,8 +7,8 @@ use crate::store::{Origin, RecordStore};
 use crate::wire::{Body, Message, Peer, StoreStatus, WireRecord};
 
 use super::accept::verify_signature;
-use super::quorum;
 use super::queries::{Kind, Phase, QueryId};
+use super::quorum;
 use super::rpc::Request;
 use super::Node;
 
