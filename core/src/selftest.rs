@@ -65,6 +65,7 @@ pub const ALL: &[&[Test]] = &[
     crate::token::tests::TESTS,
     crate::node::quorum::tests::TESTS,
     crate::node::quota::tests::TESTS,
+    crate::node::requests::tests::TESTS,
     #[cfg(feature = "testnet")]
     crate::testnet::queue::tests::TESTS,
     #[cfg(feature = "testnet")]

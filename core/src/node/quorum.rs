@@ -96,7 +96,51 @@ pub(crate) fn takes<const V: usize>(
 #[cfg(any(test, feature = "selftest"))]
 pub(crate) mod tests {
     use super::*;
+    use crate::config::Config;
     use crate::id::Key;
+    use crate::node::testpeer::{at, deliver, drain, meet, node, peer, Drained, TestNode};
+    use crate::node::{Event, Outcome, QueryStats};
+    use crate::stats::RequestKind;
+    use crate::wire::{Body, Bytes, Peer, WireRecord};
+
+    /// A node that knows peers 1 to 3 and asked all three for the value under `key(9)`.
+    fn getting() -> (TestNode, Drained, Key) {
+        let mut n = node(Config::default());
+        meet(&mut n, at(0), &[peer(1), peer(2), peer(3)]);
+        let key = Key::from_bytes([9; 20]);
+        n.get(key, at(0)).unwrap();
+        let d = drain(&mut n);
+        (n, d, key)
+    }
+
+    /// `p` answers the node's FIND_VALUE with `value`, or with no contacts when `None`.
+    fn answer(n: &mut TestNode, d: &Drained, key: Key, p: Peer, value: Option<&[u8]>) -> Drained {
+        let txid = d.requests_to(p.addr).next().expect("asked").txid;
+        let body = match value {
+            Some(v) => Body::Value {
+                record: WireRecord {
+                    key,
+                    kind: ValueKind::Bytes,
+                    ttl_secs: 600,
+                    cached: false,
+                    data: Bytes(v),
+                    signature: None,
+                },
+            },
+            None => Body::Nodes { contacts: heapless::Vec::new() },
+        };
+        deliver(n, at(10), p, txid, body);
+        drain(n)
+    }
+
+    fn got(d: &Drained) -> Option<(heapless::Vec<u8, 64>, QueryStats)> {
+        d.events.iter().find_map(|e| match e {
+            Event::QueryDone { outcome: Outcome::Get(Ok(r)), stats, .. } => {
+                Some((heapless::Vec::from_slice(r.value()).unwrap(), *stats))
+            }
+            _ => None,
+        })
+    }
     use crate::signed::{PublicKey, Signature};
     use crate::store::{Origin, Signer};
     use crate::time::Instant;
@@ -121,6 +165,25 @@ pub(crate) mod tests {
     }
 
     crate::selftest::unit_tests! {
+        fn a_get_waits_for_two_holders_to_agree_and_a_liar_that_answered_first_loses() {
+            let (mut n, d, key) = getting();
+            assert!(got(&answer(&mut n, &d, key, peer(1), Some(b"forged"))).is_none());
+            assert!(got(&answer(&mut n, &d, key, peer(2), Some(b"honest"))).is_none(), "1 to 1: not yet");
+            let (value, stats) = got(&answer(&mut n, &d, key, peer(3), Some(b"honest"))).expect("done");
+            assert_eq!((&value[..], stats.agreeing), (&b"honest"[..], 2));
+        }
+
+        fn a_value_only_one_holder_returned_is_returned_but_not_cached() {
+            let (mut n, d, key) = getting();
+            answer(&mut n, &d, key, peer(1), Some(b"forged"));
+            answer(&mut n, &d, key, peer(2), None);
+            let last = answer(&mut n, &d, key, peer(3), None);
+            let (value, stats) = got(&last).expect("the lookup ended");
+            assert_eq!((&value[..], stats.agreeing), (&b"forged"[..], 1));
+            assert!(last.sent.iter().all(|s| s.request != Some(RequestKind::Store)), "cached a lone value");
+            assert_eq!(n.stats().cache_unconfirmed, 1);
+        }
+
         fn holders_agree_on_equal_values_only() {
             assert_eq!(digest(&rec(b"a", None)), digest(&rec(b"a", None)));
             assert_ne!(digest(&rec(b"a", None)), digest(&rec(b"b", None)));
