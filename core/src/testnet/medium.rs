@@ -16,18 +16,21 @@ use crate::wire::MAX_DATAGRAM;
 
 /// The UDP port of every test node.
 pub const PORT: u16 = 4000;
-/// Node numbers fit in 24 bits: node `n` is `10.x.y.z:4000` with `n = x.y.z`.
+/// Node numbers fit in 24 bits: node `n` is `10.x.z.y:4000` with `n = x.y.z`.
 pub const MAX_NODES: u32 = 1 << 24;
 
-/// The address of node `n` (an in-memory label: nothing touches a socket).
+/// The address of node `n` (an in-memory label: nothing touches a socket). Consecutive nodes
+/// are in different /24s, as peers on the internet are (each source network's limits, such as
+/// its share of a store, see `node/quota.rs`, then bite only as they would there): 256 nodes
+/// take 256 /24s, 2,000 nodes about 8 each.
 pub fn addr_of(n: u32) -> PeerAddr {
-    PeerAddr::V4([10, (n >> 16) as u8, (n >> 8) as u8, n as u8], PORT)
+    PeerAddr::V4([10, (n >> 16) as u8, n as u8, (n >> 8) as u8], PORT)
 }
 
 /// The node an address belongs to, if it is a test node's.
 pub fn node_of(addr: PeerAddr) -> Option<u32> {
     match addr {
-        PeerAddr::V4([10, a, b, c], PORT) => Some(u32::from_be_bytes([0, a, b, c])),
+        PeerAddr::V4([10, a, c, b], PORT) => Some(u32::from_be_bytes([0, a, b, c])),
         _ => None,
     }
 }
@@ -397,6 +400,7 @@ pub(crate) mod tests {
                 assert_eq!(node_of(addr_of(n)), Some(n));
             }
             assert_eq!(node_of(PeerAddr::V4([10, 0, 0, 1], PORT + 1)), None);
+            assert_ne!(addr_of(0).prefix(), addr_of(1).prefix(), "neighbours are in different /24s");
             assert_eq!(node_of(PeerAddr::V4([192, 0, 2, 1], PORT)), None);
         }
 
