@@ -174,6 +174,14 @@ impl<const K: usize> Lookup<K> {
         }
     }
 
+    /// `id` answered in time with the value looked up (it names no peers): a holder found is
+    /// progress, so the lookup goes on α at a time rather than releasing its `K` closest.
+    pub fn on_value(&mut self, id: &NodeId) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.settle(id, PeerState::Waiting, PeerState::Succeeded);
+        self.idle = 0;
+    }
+
     /// `id` did not answer within its timeout and its retries are out: its slot goes to the
     /// next candidate, and it counts as a request of the round that brought nothing closer.
     /// Then its answer may still come ([`Lookup::on_late_success`]), or its retries fail
@@ -307,6 +315,23 @@ pub(crate) mod tests {
                 released += 1;
             }
             assert_eq!(released, 4, "all four not yet asked go out at once");
+        }
+
+        fn answers_with_the_value_keep_the_pace_of_alpha() {
+            let mut l = Lookup::<8>::new(Key::from_bytes([0; 20]));
+            for b in 1..=8 {
+                l.add(id(b), a(b), 1);
+            }
+            let round: [Candidate; 3] = [l.next(3).unwrap(), l.next(3).unwrap(), l.next(3).unwrap()];
+            for c in &round {
+                l.on_value(&c.id);
+            }
+            // Three holders found: progress, not a stalled round; α at a time still.
+            let mut sent = 0;
+            while l.next(3).is_some() {
+                sent += 1;
+            }
+            assert_eq!(sent, 3);
         }
 
         fn failed_candidates_make_room_for_new_ones() {

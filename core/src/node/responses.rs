@@ -145,7 +145,7 @@ impl<
         q.stats.responses += 1;
         let hop = q.lookup.candidates().iter().find(|c| c.id == sender).map_or(1, |c| c.hop);
         if held {
-            q.lookup.on_success(&sender, core::iter::empty());
+            q.lookup.on_value(&sender);
         } else {
             q.lookup.on_late_success(&sender, core::iter::empty());
         }
