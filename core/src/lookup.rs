@@ -174,11 +174,12 @@ impl<const K: usize> Lookup<K> {
         }
     }
 
-    /// `id` answered in time with the value looked up (it names no peers): a holder found is
+    /// `id` answered in time with the value looked up, and `closer` peers: a holder found is
     /// progress, so the lookup goes on α at a time rather than releasing its `K` closest.
-    pub fn on_value(&mut self, id: &NodeId) {
+    pub fn on_value(&mut self, id: &NodeId, closer: impl Iterator<Item = (NodeId, PeerAddr)>) {
         self.in_flight = self.in_flight.saturating_sub(1);
-        self.settle(id, PeerState::Waiting, PeerState::Succeeded);
+        let hop = self.settle(id, PeerState::Waiting, PeerState::Succeeded).unwrap_or(1);
+        self.merge(hop, closer);
         self.idle = 0;
     }
 
@@ -324,7 +325,7 @@ pub(crate) mod tests {
             }
             let round: [Candidate; 3] = [l.next(3).unwrap(), l.next(3).unwrap(), l.next(3).unwrap()];
             for c in &round {
-                l.on_value(&c.id);
+                l.on_value(&c.id, core::iter::empty());
             }
             // Three holders found: progress, not a stalled round; α at a time still.
             let mut sent = 0;

@@ -213,11 +213,14 @@ pub enum Body<'a> {
         /// The key.
         key: Key,
     },
-    /// Answer to FIND_VALUE: the record.
+    /// Answer to FIND_VALUE: the record, and as many of the closest peers as fit in the
+    /// datagram beside it, so that a get can go on to other holders (see `node/quorum.rs`).
     Value {
         /// The record.
         #[serde(borrow)]
         record: WireRecord<'a>,
+        /// Closer peers, nearest first (trimmed to fit).
+        closer: Vec<Peer, MAX_CONTACTS>,
     },
     /// STORE.
     Store {
@@ -318,7 +321,7 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
     if !rest.is_empty() {
         return Err(DecodeError::Malformed);
     }
-    if let Body::Value { record } | Body::Store { record } = &msg.body {
+    if let Body::Value { record, .. } | Body::Store { record } = &msg.body {
         if record.data.0.len() > MAX_VALUE_LEN {
             return Err(DecodeError::TooLarge);
         }
@@ -389,7 +392,8 @@ pub(crate) mod tests {
                 },
                 Body::Store { record: largest_record(&data, false) },
                 Body::Store { record: largest_record(&data, true) },
-                Body::Value { record: largest_record(&data, true) },
+                Body::Value { record: largest_record(&data, true), closer: Vec::new() },
+                Body::Value { record: largest_record(&data[..100], false), closer: full_contacts() },
                 Body::Pong { observed: V6 },
             ];
             let mut buf = [0u8; MAX_DATAGRAM];

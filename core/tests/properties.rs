@@ -181,7 +181,11 @@ fn all_bodies(parts: &Parts) -> Vec<Body<'_>> {
         Body::FindNode { target: id.as_key() },
         Body::Nodes { contacts: contacts.clone() },
         Body::FindValue { key: id.as_key() },
-        Body::Value { record },
+        // A value answer carries the contacts that fit beside its record.
+        Body::Value {
+            record,
+            closer: contacts.iter().copied().take(usize::from(data.len() < 600) * 4).collect(),
+        },
         Body::Store { record },
         Body::Stored { status: StoreStatus::CasMismatch },
         Body::AddProvider { key: id.as_key() },

@@ -692,7 +692,9 @@ impl Relay {
             || s.verifier.lock().expect("not poisoned").verdict(&from) == Some(true);
         let max = s.config.max_learned;
         match &msg.body {
-            Body::Nodes { contacts } if from_kad_node => conn.learn(contacts.iter().map(|p| p.addr), max),
+            Body::Nodes { contacts } | Body::Value { closer: contacts, .. } if from_kad_node => {
+                conn.learn(contacts.iter().map(|p| p.addr), max)
+            }
             Body::Providers { providers, closer } if from_kad_node => {
                 conn.learn(providers.iter().chain(closer.iter()).map(|p| p.addr), max)
             }

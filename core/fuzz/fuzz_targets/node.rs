@@ -653,8 +653,8 @@ impl<
             Msg::FindValue(k) => Body::FindValue { key: k.get() },
             Msg::Value(r) | Msg::Store(r) => {
                 let record = wire_record(r, &mut data);
-                if matches!(msg, Msg::Value(_)) {
-                    Body::Value { record }
+                if let Msg::Value(_) = msg {
+                    Body::Value { record, closer: Default::default() }
                 } else {
                     Body::Store { record }
                 }

@@ -101,7 +101,16 @@ impl<
             ReplyBody::Value { key } => match self.live_record(&key) {
                 Some(rec) => {
                     held = rec;
-                    Body::Value { record: self.wire_record(&held, None) }
+                    let record = self.wire_record(&held, None);
+                    // As many of the closest peers as fit beside the record.
+                    let mut closer = self.closest_peers(&key, &r.requester);
+                    loop {
+                        let msg = Message { header, body: Body::Value { record, closer: closer.clone() } };
+                        if let Ok(n) = wire::encode(&msg, buf) {
+                            return Some(n);
+                        }
+                        closer.pop()?;
+                    }
                 }
                 None => Body::Nodes { contacts: self.closest_peers(&key, &r.requester) },
             },

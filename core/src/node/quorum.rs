@@ -126,6 +126,7 @@ pub(crate) mod tests {
                     data: Bytes(v),
                     signature: None,
                 },
+                closer: heapless::Vec::new(),
             },
             None => Body::Nodes { contacts: heapless::Vec::new() },
         };

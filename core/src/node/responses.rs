@@ -67,8 +67,8 @@ impl<
                 self.lookup_success(query, sender, contacts, held);
                 true
             }
-            (Request::FindValue { query, key }, Body::Value { record }) => {
-                self.found_value(query, key, sender, record, held)
+            (Request::FindValue { query, key }, Body::Value { record, closer }) => {
+                self.found_value(query, key, sender, record, closer, held)
             }
             (Request::GetProviders { query, .. }, Body::Providers { providers, closer }) => {
                 if let Some(q) = self.query_mut(query) {
@@ -129,6 +129,7 @@ impl<
         key: Key,
         sender: NodeId,
         w: &WireRecord<'_>,
+        closer: &[Peer],
         held: bool,
     ) -> bool {
         let Some(rec) = self.record_from_wire(w, Origin::Cache) else {
@@ -138,16 +139,18 @@ impl<
             return false;
         }
         let quorum = u16::from(self.config.limits.quorum.max(1));
+        let own = self.id;
         let Some(q) = self.query_mut(qid) else { return true };
         if q.phase != Phase::Lookup {
             return true;
         }
         q.stats.responses += 1;
         let hop = q.lookup.candidates().iter().find(|c| c.id == sender).map_or(1, |c| c.hop);
+        let closer = closer.iter().filter(|c| c.id != own && c.addr.is_routable()).map(|c| (c.id, c.addr));
         if held {
-            q.lookup.on_value(&sender);
+            q.lookup.on_value(&sender, closer);
         } else {
-            q.lookup.on_late_success(&sender, core::iter::empty());
+            q.lookup.on_late_success(&sender, closer);
         }
         let d = quorum::digest(&rec);
         let votes = q.votes.add(d);
