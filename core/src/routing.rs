@@ -186,9 +186,10 @@ impl<const B: usize, const K: usize, const R: usize> RoutingTable<B, K, R> {
     pub fn new(own: NodeId, config: RoutingConfig, now: Instant) -> Self {
         const { assert!(B >= 1 && B <= ID_BITS + 1, "B must be between 1 and 161") };
         const { assert!(K >= 1, "K must be at least 1") };
-        let mut buckets = Vec::new();
-        let _ = buckets.push(Bucket::new(now));
-        RoutingTable { own, buckets, config }
+        // The first bucket from an array rather than pushed into a local that is then moved: the
+        // move would copy, and so write, all B slots. This way the slots not in use are never
+        // written, and a node built on the heap pays memory only for the buckets it fills.
+        RoutingTable { own, buckets: Vec::from_array([Bucket::new(now)]), config }
     }
 
     /// The own id.

@@ -108,8 +108,13 @@ pub struct Stats {
     pub liveness_pings: u64,
     /// Answers not sent because the reply queue was full.
     pub replies_dropped: u64,
-    /// Requests not sent because the pending table was full.
-    pub requests_dropped: u64,
+    /// Requests that found the pending table full. A query's request is deferred, not lost: the
+    /// query sends it when a slot frees. Background requests (a liveness ping, a cache copy, a
+    /// retry) are skipped until the next round of their rule.
+    pub requests_deferred: u64,
+    /// Requests abandoned before sending: their record vanished from the store (or the buffer
+    /// given to `poll_output` was too small).
+    pub requests_abandoned: u64,
     /// Commands refused with `Busy`.
     pub queries_busy: u64,
     /// Queries finished (user and maintenance).

@@ -250,7 +250,8 @@ pub enum Body<'a> {
     },
     /// Answer to GET_PROVIDERS.
     Providers {
-        /// Known providers of the key.
+        /// Known providers of the key. The responder names itself, when it provides the key,
+        /// with the unspecified address (0.0.0.0:0): the requester knows where it reached it.
         providers: Vec<Peer, MAX_PROVIDERS>,
         /// Closer peers to continue the lookup.
         closer: Vec<Peer, MAX_CONTACTS>,

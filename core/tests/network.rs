@@ -177,6 +177,19 @@ fn a_full_query_table_refuses_with_busy() {
     net.run_for(Duration::from_secs(30));
 }
 
+#[test]
+fn in_a_network_of_two_the_provider_is_found() {
+    // The other node is both the provider's only holder and the only one a lookup asks:
+    // it answers from its own table, and the provider names itself.
+    let mut net = build(2, 18, Config::default());
+    let key = Key::hash(b"two.iso");
+    let done = net.query(0, |node, now| node.provide(key, now));
+    assert!(matches!(done.outcome, Outcome::Provide(Ok(_))), "{:?}", done.outcome);
+    let found = net.query(1, |node, now| node.get_providers(key, now));
+    let Outcome::GetProviders(Ok(peers)) = found.outcome else { panic!("{:?}", found.outcome) };
+    assert_eq!(peers.iter().map(|p| (p.id, p.addr)).collect::<Vec<_>>(), [(net.node(0).id(), addr_of(0))]);
+}
+
 #[cfg(feature = "signed")]
 mod signed {
     use super::*;
@@ -201,6 +214,31 @@ mod signed {
         let good = SignedPut { signature: kp.sign(b"k", 1, b"v"), ..put };
         let done = net.query(1, |node, now| node.put_presigned(&good, ValueKind::Text, b"v", now));
         assert!(matches!(done.outcome, Outcome::Put(Ok(_))));
+    }
+
+    #[test]
+    fn a_local_signed_put_never_rolls_back_what_the_node_holds() {
+        use kad_core::wire::StoreStatus;
+        use kad_core::Error;
+        let mut net = build(5, 17, Config::default());
+        let kp = Keypair::from_secret(&[4; 32]);
+        let done =
+            net.query(1, |node, now| node.put_signed(&kp, b"k", 5, ValueKind::Text, b"five", None, now));
+        assert!(matches!(done.outcome, Outcome::Put(Ok(_))));
+        let sent = net.medium.counters().sent;
+        for (seq, value, cas, refusal) in [
+            (3, &b"three"[..], None, StoreStatus::StaleSeq),
+            (5, b"other", None, StoreStatus::StaleSeq),
+            (6, b"six", Some(4), StoreStatus::CasMismatch),
+        ] {
+            let put =
+                net.command(1, |node, now| node.put_signed(&kp, b"k", seq, ValueKind::Text, value, cas, now));
+            assert_eq!(put, Err(Error::Conflict(refusal)), "seq {seq}");
+        }
+        assert_eq!(net.medium.counters().sent, sent, "refused before anything is sent");
+        let key = kad_core::signed::key_for(&kp.public_key(), b"k");
+        let held = net.node(1).store().get(&key).expect("held");
+        assert_eq!(held.value(), b"five");
     }
 
     #[test]

@@ -61,7 +61,7 @@ pub async fn newer_seq(h: &Handle, e: &Error, public_key: PublicKey, name: &str,
         Error::Query(QueryError::NoAcks {
             refusal: Some(StoreStatus::StaleSeq | StoreStatus::CasMismatch),
             ..
-        })
+        }) | Error::Refused(kad_core::Error::Conflict(StoreStatus::StaleSeq | StoreStatus::CasMismatch))
     );
     if !refused_as_stale {
         return None;

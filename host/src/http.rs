@@ -171,6 +171,7 @@ fn node_error(e: Error, lone: impl FnOnce() -> Response) -> Response {
         Error::Refused(kad_core::Error::ValueTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
         Error::Refused(kad_core::Error::BadSignature) => StatusCode::UNAUTHORIZED,
         Error::Refused(kad_core::Error::StoreFull) => StatusCode::INSUFFICIENT_STORAGE,
+        Error::Refused(kad_core::Error::Conflict(_)) => StatusCode::CONFLICT,
         e if explain::is_input(e) => StatusCode::BAD_REQUEST,
         e if e.is_network() => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -465,6 +466,16 @@ async fn metrics(State(v): State<Views>) -> Response {
     counter("kad_rpcs_in_total", "Requests received, by kind.", &by_kind(&st.requests_in));
     counter("kad_rpcs_out_total", "Requests sent, by kind.", &by_kind(&st.requests_out));
     counter("kad_rpc_timeouts_total", "Requests that got no answer in time.", &one(st.timeouts));
+    counter(
+        "kad_rpcs_deferred_total",
+        "Requests that found the pending table full (a query's wait for a free slot).",
+        &one(st.requests_deferred),
+    );
+    counter(
+        "kad_rpcs_abandoned_total",
+        "Requests abandoned before sending (their record vanished).",
+        &one(st.requests_abandoned),
+    );
     counter("kad_datagrams_in_total", "Datagrams received.", &one(st.datagrams_in));
     counter("kad_datagrams_out_total", "Datagrams sent.", &one(st.datagrams_out));
     counter(

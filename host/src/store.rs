@@ -1,6 +1,11 @@
 //! The host's record store: records in memory, and with a data directory also in an embedded
 //! redb database, written durably before a STORE is acknowledged. The same file keeps the
 //! node's id and its routing contacts across restarts.
+//!
+//! A record is held as its encoding: a header of [`HEADER_LEN`] bytes ([`SIGNER_LEN`] more
+//! when signed) and the data, in one allocation of exactly that length, both in memory and as
+//! the redb value. So a record costs its value plus a constant (the header, its B-tree entry,
+//! the allocator's rounding), not a full [`VALUE`]-byte buffer.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -83,33 +88,37 @@ impl Disk {
 
 /// Records in memory, optionally backed by a redb file.
 pub struct HostStore {
-    records: BTreeMap<Key, HostRecord>,
+    /// Each record's encoding, by key.
+    records: BTreeMap<Key, Box<[u8]>>,
     index: Index,
     capacity: usize,
     disk: Option<Disk>,
 }
 
-/// What the node asks of a full store, kept so that it needs no scan: records per source
-/// network, and the keys of cached copies and of replicas (the records that may be evicted).
+/// What the node asks of a full store, kept so that it needs no scan: each record's source
+/// network (not in its encoding: a record loaded from disk has none) and the count per source,
+/// and the keys of cached copies (evicted first; replicas are found in the records themselves,
+/// see [`RecordStore::worst`]).
 #[derive(Default)]
 struct Index {
+    sources: HashMap<Key, Prefix>,
     by_source: HashMap<Prefix, usize>,
-    /// Cached copies, then replicas: the eviction order.
-    evictable: [BTreeSet<Key>; 2],
+    cached: BTreeSet<Key>,
 }
 
 impl Index {
-    fn add(&mut self, r: &HostRecord) {
-        if let Some(s) = r.source {
+    fn add(&mut self, key: Key, origin: Origin, source: Option<Prefix>) {
+        if let Some(s) = source {
+            self.sources.insert(key, s);
             *self.by_source.entry(s).or_default() += 1;
         }
-        if let Some(set) = self.set(r.origin) {
-            set.insert(r.key);
+        if origin == Origin::Cache {
+            self.cached.insert(key);
         }
     }
 
-    fn remove(&mut self, r: &HostRecord) {
-        if let Some(s) = r.source {
+    fn remove(&mut self, key: &Key, origin: Origin) {
+        if let Some(s) = self.sources.remove(key) {
             if let Some(n) = self.by_source.get_mut(&s) {
                 *n -= 1;
                 if *n == 0 {
@@ -117,16 +126,8 @@ impl Index {
                 }
             }
         }
-        if let Some(set) = self.set(r.origin) {
-            set.remove(&r.key);
-        }
-    }
-
-    fn set(&mut self, origin: Origin) -> Option<&mut BTreeSet<Key>> {
-        match origin {
-            Origin::Cache => Some(&mut self.evictable[0]),
-            Origin::Replica => Some(&mut self.evictable[1]),
-            Origin::Publisher => None,
+        if origin == Origin::Cache {
+            self.cached.remove(key);
         }
     }
 }
@@ -153,22 +154,27 @@ impl HostStore {
             tx.open_table(CONTACTS)?;
             Ok(())
         })?;
-        let read = || -> Result<BTreeMap<Key, HostRecord>, redb::Error> {
+        let read = || -> Result<BTreeMap<Key, Box<[u8]>>, redb::Error> {
             let mut records = BTreeMap::new();
             let rx = disk.db.begin_read()?;
             let table = rx.open_table(RECORDS)?;
             for entry in table.iter()? {
                 let (k, v) = entry?;
                 let Ok(key) = <[u8; 20]>::try_from(k.value()) else { continue };
-                if let Some(r) = decode_record(Key::from_bytes(key), v.value()) {
-                    records.insert(r.key, r);
+                let key = Key::from_bytes(key);
+                if decode_record(key, v.value()).is_some() {
+                    records.insert(key, Box::from(v.value()));
                 }
             }
             Ok(records)
         };
         let records = read().map_err(|source| DbError::Read { path: disk.path.clone(), source })?;
         let mut index = Index::default();
-        records.values().for_each(|r| index.add(r));
+        for (key, b) in &records {
+            if let Some((h, _)) = decode_header(b) {
+                index.add(*key, h.origin, None);
+            }
+        }
         Ok(HostStore { records, index, capacity, disk: Some(disk) })
     }
 
@@ -177,9 +183,9 @@ impl HostStore {
         self.disk.is_some()
     }
 
-    /// All records, in key order.
-    pub fn iter(&self) -> impl Iterator<Item = &HostRecord> {
-        self.records.values()
+    /// The metadata and data length (salt included) of every record, in key order.
+    pub fn metas(&self) -> impl Iterator<Item = (RecordMeta, usize)> + '_ {
+        self.records.iter().filter_map(|(k, b)| decode_header(b).map(|(h, data)| (h.meta(*k), data.len())))
     }
 
     /// The node id saved by an earlier run.
@@ -250,30 +256,37 @@ impl HostStore {
 
 impl RecordStore<VALUE> for HostStore {
     fn get(&self, key: &Key) -> Option<HostRecord> {
-        self.records.get(key).cloned()
+        let source = self.index.sources.get(key).copied();
+        self.records.get(key).and_then(|b| decode_record(*key, b)).map(|r| Record { source, ..r })
     }
 
     fn meta(&self, key: &Key) -> Option<RecordMeta> {
-        self.records.get(key).map(|r| r.meta())
+        let source = self.index.sources.get(key).copied();
+        self.records
+            .get(key)
+            .and_then(|b| decode_header(b))
+            .map(|(h, _)| RecordMeta { source, ..h.meta(*key) })
     }
 
     fn put(&mut self, record: HostRecord) -> Result<(), StoreError> {
         if !self.records.contains_key(&record.key) && self.records.len() >= self.capacity {
             return Err(StoreError::Full);
         }
+        let encoded = encode_record(&record);
         // Durable first: the node acknowledges only after this returns.
-        self.write(&record.key, Some(&encode_record(&record)))?;
-        if let Some(old) = self.records.get(&record.key) {
-            self.index.remove(old);
+        self.write(&record.key, Some(&encoded[..]))?;
+        if let Some(old) = self.meta(&record.key) {
+            self.index.remove(&old.key, old.origin);
         }
-        self.index.add(&record);
-        self.records.insert(record.key, record);
+        self.index.add(record.key, record.origin, record.source);
+        self.records.insert(record.key, encoded);
         Ok(())
     }
 
     fn remove(&mut self, key: &Key) {
-        if let Some(old) = self.records.remove(key) {
-            self.index.remove(&old);
+        if let Some(old) = self.meta(key) {
+            self.records.remove(key);
+            self.index.remove(key, old.origin);
             let _ = self.write(key, None);
         }
     }
@@ -296,23 +309,33 @@ impl RecordStore<VALUE> for HostStore {
         self.index.by_source.get(source).copied().unwrap_or(0)
     }
 
-    /// The farthest cached copy, else the farthest replica: 160 range queries of an index, no
-    /// scan. `None` when only the publisher's own records are held (never evicted).
+    /// The farthest cached copy, else the farthest replica: 160 range queries, of the index of
+    /// cached copies or of the records (a range query passes over the publisher's own records
+    /// in it, few), no scan. `None` when only the publisher's own records are held (never
+    /// evicted).
     fn worst(&self, own: &NodeId) -> Option<RecordMeta> {
-        self.index
-            .evictable
-            .iter()
-            .find_map(|set| farthest(own, |lo, hi| set.range(*lo..=*hi).next().is_some()))
-            .and_then(|k| self.meta(&k))
+        let cached = || farthest(own, |lo, hi| self.index.cached.range(*lo..=*hi).next().is_some());
+        let replica = || {
+            farthest(own, |lo, hi| {
+                let origin = |b: &[u8]| decode_header(b).map(|(h, _)| h.origin);
+                self.records.range(*lo..=*hi).any(|(_, b)| origin(b) == Some(Origin::Replica))
+            })
+        };
+        cached().or_else(replica).and_then(|k| self.meta(&k))
     }
 }
 
 const FORMAT: u8 = 1;
+/// Bytes of an encoded record before its data: format, kind, origin, three times, signer flag.
+pub const HEADER_LEN: usize = 3 + 3 * 8 + 1;
+/// Further header bytes of a signed record: public key, sequence number, signature, salt length.
+pub const SIGNER_LEN: usize = 32 + 8 + 64 + 1;
 
 /// Layout: format, kind, origin, expires_at, stored_at, republished_at (u64 LE ms),
 /// signature flag [public key, seq, signature, salt length], data.
-fn encode_record(r: &HostRecord) -> Vec<u8> {
-    let mut out = Vec::with_capacity(32 + r.data.len() + 110);
+fn encode_record(r: &HostRecord) -> Box<[u8]> {
+    let len = HEADER_LEN + if r.signer.is_some() { SIGNER_LEN } else { 0 } + r.data.len();
+    let mut out = Vec::with_capacity(len);
     out.push(FORMAT);
     out.push(match r.kind {
         ValueKind::Bytes => 0,
@@ -337,10 +360,36 @@ fn encode_record(r: &HostRecord) -> Vec<u8> {
         None => out.push(0),
     }
     out.extend_from_slice(&r.data);
-    out
+    debug_assert_eq!(out.len(), len);
+    out.into_boxed_slice()
 }
 
-fn decode_record(key: Key, b: &[u8]) -> Option<HostRecord> {
+/// A record's fields other than its key and data.
+struct Header {
+    kind: ValueKind,
+    origin: Origin,
+    expires_at: Instant,
+    stored_at: Instant,
+    republished_at: Instant,
+    signer: Option<Signer>,
+}
+
+impl Header {
+    fn meta(&self, key: Key) -> RecordMeta {
+        RecordMeta {
+            key,
+            origin: self.origin,
+            expires_at: self.expires_at,
+            stored_at: self.stored_at,
+            republished_at: self.republished_at,
+            seq: self.signer.map(|s| s.seq),
+            source: None,
+        }
+    }
+}
+
+/// The header of an encoded record and its data; `None` when the bytes are not one.
+fn decode_header(b: &[u8]) -> Option<(Header, &[u8])> {
     let mut r = Reader(b);
     if r.u8()? != FORMAT {
         return None;
@@ -369,8 +418,22 @@ fn decode_record(key: Key, b: &[u8]) -> Option<HostRecord> {
         }),
         _ => return None,
     };
-    let data = heapless::Vec::from_slice(r.0).ok()?;
-    Some(Record { key, kind, data, signer, origin, expires_at, stored_at, republished_at, source: None })
+    Some((Header { kind, origin, expires_at, stored_at, republished_at, signer }, r.0))
+}
+
+fn decode_record(key: Key, b: &[u8]) -> Option<HostRecord> {
+    let (h, data) = decode_header(b)?;
+    Some(Record {
+        key,
+        kind: h.kind,
+        data: heapless::Vec::from_slice(data).ok()?,
+        signer: h.signer,
+        origin: h.origin,
+        expires_at: h.expires_at,
+        stored_at: h.stored_at,
+        republished_at: h.republished_at,
+        source: None,
+    })
 }
 
 struct Reader<'a>(&'a [u8]);

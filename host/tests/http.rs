@@ -130,6 +130,7 @@ async fn public_records_status_and_metrics() {
     for metric in [
         "kad_rpcs_in_total{kind=\"find_value\"}",
         "kad_dropped_datagrams_total{reason=\"malformed\"}",
+        "kad_rpcs_deferred_total",
         "kad_lookup_duration_seconds_count",
         "kad_records",
     ] {

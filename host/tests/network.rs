@@ -39,8 +39,10 @@ async fn twenty_nodes_put_get_providers_and_signed_records() {
     nodes[6].put_signed(&kp, "profile", 2, "v2").await.unwrap();
     let got = nodes[15].get_signed(kp.public_key(), "profile").await.unwrap().unwrap();
     assert_eq!((got.seq, got.value), (2, Value::from("v2")));
+    // Node 7 holds a copy (20 nodes, K = 20): it refuses before asking anyone.
     let stale = nodes[7].put_signed(&kp, "profile", 1, "old").await;
-    assert!(matches!(stale, Err(kad_host::Error::Query(_))), "{stale:?}");
+    let conflict = kad_core::Error::Conflict(kad_core::wire::StoreStatus::StaleSeq);
+    assert!(matches!(stale, Err(kad_host::Error::Refused(e)) if e == conflict), "{stale:?}");
 
     // Values over the limit are refused with a clear error before anything is sent.
     let err = nodes[1].put("big", vec![0u8; 1001]).await.unwrap_err();

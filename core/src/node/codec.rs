@@ -119,11 +119,9 @@ impl<
             ReplyBody::Providers { key } => {
                 let mut found = [(self.id, PeerAddr::V4([0; 4], 0)); MAX_PROVIDERS];
                 let n = self.providers.get(&key, self.now, &mut found);
-                let providers = found[..n]
-                    .iter()
-                    .filter(|(id, _)| *id != self.id)
-                    .map(|&(id, addr)| Peer { id, addr })
-                    .collect();
+                // This node's own entry keeps the unspecified address: the requester knows
+                // better where it reached this node (see `Body::Providers`).
+                let providers = found[..n].iter().map(|&(id, addr)| Peer { id, addr }).collect();
                 Body::Providers { providers, closer: self.closest_peers(&key, &r.requester) }
             }
         };

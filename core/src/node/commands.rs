@@ -10,6 +10,7 @@ use crate::providers::{Added, ProviderRecord};
 use crate::signed::{self, PublicKey, Signature};
 use crate::store::{Origin, Record, RecordStore, Signer, ValueKind, MAX_SALT_LEN, MAX_VALUE_LEN};
 use crate::time::Instant;
+use crate::wire::{Peer, StoreStatus, MAX_PROVIDERS};
 
 use super::queries::{Kind, QueryId};
 use super::Node;
@@ -59,6 +60,11 @@ pub enum Error {
     Unsupported,
     /// The signature does not verify for this public key, salt, sequence number and value.
     BadSignature,
+    /// This node holds a record under the key that the new one may not replace, as a peer
+    /// would refuse it: a higher sequence number ([`StoreStatus::StaleSeq`]), another one than
+    /// compare-and-swap expected ([`StoreStatus::CasMismatch`]), or a signed record that an
+    /// unsigned one would replace ([`StoreStatus::BadSignature`]).
+    Conflict(StoreStatus),
 }
 
 impl fmt::Display for Error {
@@ -78,6 +84,7 @@ impl fmt::Display for Error {
             Error::StoreFull => f.write_str("local store is full of this node's own records"),
             Error::Unsupported => f.write_str("signed records need kad-core's `signed` feature"),
             Error::BadSignature => f.write_str("signature does not match public key, salt, seq and value"),
+            Error::Conflict(status) => write!(f, "this node holds a record it may not replace: {status}"),
         }
     }
 }
@@ -231,6 +238,9 @@ impl<
             self.stats.queries_busy += 1;
             return Err(Error::Busy { capacity: Q });
         }
+        // The same rule as for a peer's STORE: a put never rolls back what this node holds.
+        let held = self.live_record(&record.key);
+        super::accept::check_sequence(&record, held.as_ref(), cas).map_err(Error::Conflict)?;
         self.store_local(record.clone()).map_err(|_| Error::StoreFull)?;
         let qid = self.start_user(Kind::Put, record.key)?;
         let q = self.query_mut(qid).expect("just created");
@@ -264,6 +274,15 @@ impl<
     /// Finds providers of `key` (GET_PROVIDERS).
     pub fn get_providers(&mut self, key: Key, now: Instant) -> Result<QueryId, Error> {
         self.advance(now);
-        self.start_user(Kind::GetProviders, key)
+        let qid = self.start_user(Kind::GetProviders, key)?;
+        // The providers this node was told of count too (not itself: it knows that already).
+        let mut known = [(self.id, PeerAddr::V4([0; 4], 0)); MAX_PROVIDERS];
+        let n = self.providers.get(&key, self.now, &mut known);
+        let own = self.id;
+        let q = self.query_mut(qid).expect("just started");
+        for &(id, addr) in known[..n].iter().filter(|(id, _)| *id != own) {
+            let _ = q.providers.push(Peer { id, addr });
+        }
+        Ok(qid)
     }
 }

@@ -155,6 +155,11 @@ impl<
 {
     /// A node with identity `id` that keeps records in `store`, seeded from the caller's RNG
     /// (transaction ids and refresh targets are drawn from it).
+    ///
+    /// Inlined, so that a front end that places the node on the heap (`Box::write`) builds it
+    /// there: the tables are then written only as they fill, and their unused slots cost no
+    /// memory until then.
+    #[inline(always)]
     pub fn new(id: NodeId, config: Config, store: S, rng: &mut impl RngCore, now: Instant) -> Self {
         const { assert!(Q >= 1 && P >= 1, "Q and P must be at least 1") };
         let mut seed = [0u8; 32];
@@ -325,7 +330,7 @@ impl<
                     // its other attempts) without blaming the peer.
                     self.pending.swap_remove(i);
                     self.pending.retain(|o| !o.same_request(&p));
-                    self.stats.requests_dropped += 1;
+                    self.stats.requests_abandoned += 1;
                     self.request_failed_for_query(p);
                     if let Some(qid) = p.request.query() {
                         self.drive(qid);

@@ -72,9 +72,12 @@ impl<
             }
             (Request::GetProviders { query, .. }, Body::Providers { providers, closer }) => {
                 if let Some(q) = self.query_mut(query) {
-                    for pr in providers.iter().filter(|p| p.addr.is_routable()) {
-                        if !q.providers.iter().any(|x| x.id == pr.id) {
-                            let _ = q.providers.push(*pr);
+                    // The responder names itself with the unspecified address: it is where
+                    // this answer came from.
+                    let at = |p: &Peer| if p.id == sender && !p.addr.is_routable() { from } else { p.addr };
+                    for pr in providers.iter().map(|p| Peer { id: p.id, addr: at(p) }) {
+                        if pr.addr.is_routable() && !q.providers.iter().any(|x| x.id == pr.id) {
+                            let _ = q.providers.push(pr);
                         }
                     }
                 }

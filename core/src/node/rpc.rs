@@ -160,7 +160,7 @@ impl<
         retry: Option<(u8, TxId)>,
     ) -> Result<(), ()> {
         if self.pending.is_full() {
-            self.stats.requests_dropped += 1;
+            self.stats.requests_deferred += 1;
             return Err(());
         }
         // Unique among pending requests; 2^-32 collisions are retried a bounded number of times.

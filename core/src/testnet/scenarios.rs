@@ -190,11 +190,21 @@ impl<
         self.assert_signed(n - 3, &kp, 1, b"one");
         assert!(matches!(self.put_signed_from(3, &kp, 2, b"two", None), Outcome::Put(Ok(_))));
         self.assert_signed(n - 2, &kp, 2, b"two");
-        let stale = self.put_signed_from(3, &kp, 1, b"old", None);
+        // The writer refuses a stale put itself; a node that holds no copy sends it, and the
+        // holders refuse it.
+        let key = crate::signed::key_for(&kp.public_key(), b"salt");
+        let other =
+            (0..n).find(|&i| self.node(i).store().get(&key).is_none()).expect("a node without a copy");
         let refused = |o: &Outcome<V>, why| matches!(o, Outcome::Put(Err(QueryError::NoAcks { refusal: Some(r), .. })) if *r == why);
-        assert!(refused(&stale, StoreStatus::StaleSeq), "{stale:?}");
-        let cas = self.put_signed_from(3, &kp, 3, b"three", Some(1));
-        assert!(refused(&cas, StoreStatus::CasMismatch), "{cas:?}");
+        for (seq, value, cas, why) in
+            [(1, &b"old"[..], None, StoreStatus::StaleSeq), (3, b"three", Some(1), StoreStatus::CasMismatch)]
+        {
+            let local = self
+                .command(3, |node, now| node.put_signed(&kp, b"salt", seq, ValueKind::Text, value, cas, now));
+            assert_eq!(local, Err(crate::node::Error::Conflict(why)));
+            let remote = self.put_signed_from(other, &kp, seq, value, cas);
+            assert!(refused(&remote, why), "{remote:?}");
+        }
         assert!(matches!(self.put_signed_from(3, &kp, 3, b"three", Some(2)), Outcome::Put(Ok(_))));
         self.assert_signed(n - 1, &kp, 3, b"three");
     }

@@ -19,6 +19,7 @@
 //! assert_eq!(report.find_node.issued, 20);
 //! ```
 
+pub mod hostile;
 pub mod oracle;
 pub mod params;
 pub mod report;

@@ -71,6 +71,10 @@ struct Cli {
     /// Record lifetime, e.g. 24h (the publisher republishes at the same interval).
     #[arg(long, value_parser = parse_duration)]
     record_ttl: Option<Duration>,
+    /// Share of hostile nodes among those built at the start, 0.0..0.5 (0.1 = 10%): Sybils
+    /// that name each other, liars on gets, store droppers.
+    #[arg(long)]
+    hostile: Option<f64>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -88,7 +92,7 @@ impl Cli {
              latency_min_ms => latency_min_ms, latency_max_ms => latency_max_ms,
              jitter_ms => jitter_ms, churn => churn_per_hour, rejoin => rejoin,
              duration => duration, seed => seed, join_rate => join_rate, settle => settle,
-             probe => probe, record_ttl => record_ttl);
+             probe => probe, record_ttl => record_ttl, hostile => hostile);
         if self.publishers_leave_after.is_some() {
             p.publishers_leave_after = self.publishers_leave_after;
         }

@@ -64,6 +64,15 @@ pub struct Params {
     /// live at most half of it, as in the core's defaults (24 h).
     #[serde(serialize_with = "secs")]
     pub record_ttl: Duration,
+    /// Share of the nodes built at the start that are hostile (`crate::hostile`: Sybils that
+    /// name each other, liars on gets, store droppers); they never leave, and they neither
+    /// start lookups nor count in the truth lookups are judged against.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub hostile: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl Params {
@@ -88,6 +97,7 @@ impl Params {
             settle: Duration::from_secs(600),
             probe: 100,
             record_ttl: Duration::from_secs(24 * 3600),
+            hostile: 0.0,
         };
         match scenario {
             Scenario::Static => base,
@@ -125,6 +135,9 @@ impl Params {
         }
         if !(0.0..=10.0).contains(&self.churn_per_hour) {
             return Err("--churn must be in 0.0..=10.0 (share of nodes per hour)".into());
+        }
+        if !(0.0..0.5).contains(&self.hostile) {
+            return Err("--hostile must be in 0.0..0.5 (share of the nodes)".into());
         }
         if !(0.0..=1.0).contains(&self.rejoin) {
             return Err("--rejoin must be in 0.0..=1.0".into());

@@ -156,8 +156,9 @@ pub struct Network {
     /// Bootstraps the nodes started on their own (table ran dry, or a bootstrap failed; nodes
     /// up at the end).
     pub rebootstraps: u64,
-    /// Requests not sent because a node's pending table was full (nodes up at the end).
-    pub requests_dropped: u64,
+    /// Requests that found a node's pending table full and waited for a slot (a query's) or
+    /// were skipped (a background ping, cache copy or retry; nodes up at the end).
+    pub requests_deferred: u64,
     /// Replies not sent because a node's reply queue was full (nodes up at the end).
     pub replies_dropped: u64,
     /// Records evicted from full stores (nodes up at the end).
@@ -221,8 +222,24 @@ pub struct Report {
     pub value_life: ValueLife,
     /// The network.
     pub network: Network,
+    /// What the hostile nodes achieved (runs with `--hostile`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostile: Option<Hostile>,
     /// Cost.
     pub cost: Cost,
+}
+
+/// What the hostile nodes of a run achieved.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Hostile {
+    /// Hostile nodes.
+    pub nodes: usize,
+    /// Measured FIND_VALUE lookups that returned the liars' forged value.
+    pub forged_returned: usize,
+    /// End-of-run checks that returned the forged value.
+    pub forged_at_end: usize,
+    /// Honest nodes holding a copy of the forged value at the end (cached by a getter).
+    pub forged_held_by_honest: usize,
 }
 
 impl Report {

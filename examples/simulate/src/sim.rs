@@ -26,6 +26,7 @@ use kad_core::{Config, Event, Instant, Key, NodeId, Origin, Outcome, QueryId, Qu
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::hostile::{Coalition, Hostile, Outbox, FORGED};
 use crate::oracle::Oracle;
 use crate::params::Params;
 use crate::report::{round2, round4, Cost, Dist, Hour, Lookups, Network, Phase, Puts, Report, ValueLife};
@@ -102,6 +103,8 @@ struct Slot {
     protected: bool,
     /// Position in `live` while up.
     live_pos: u32,
+    /// A hostile node's answers waiting to go out (`None` for an honest node).
+    hostile: Option<Box<Outbox>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,6 +181,10 @@ struct Sim<'p, 'f> {
     established: Vec<u32>,
     offline: VecDeque<u32>,
     oracle: Oracle,
+    /// The hostile nodes, which name each other.
+    coalition: Coalition,
+    /// Forged values returned: by measured gets, by the end checks.
+    forged: (usize, usize),
     /// Node ids, node seeds, latency jitter and loss.
     net_rng: ChaCha8Rng,
     /// The workload: who does what, when.
@@ -215,6 +222,8 @@ pub fn run(p: &Params, progress: &mut dyn FnMut(Progress<'_>)) -> Report {
         established: Vec::with_capacity(p.nodes),
         offline: VecDeque::new(),
         oracle: Oracle::new(),
+        coalition: Coalition::default(),
+        forged: (0, 0),
         net_rng: ChaCha8Rng::seed_from_u64(p.seed),
         work_rng: ChaCha8Rng::seed_from_u64(mix(p.seed ^ 0x5eed)),
         ops: HashMap::new(),
@@ -410,28 +419,45 @@ impl Sim<'_, '_> {
     /// Drains node `slot`'s outputs after an input (the test network's drive loop: datagrams
     /// onto links, its next wake-up into the queue) and takes its finished queries.
     fn flush(&mut self, slot: u32) {
-        let Sim { slots, medium, net_rng, done, .. } = self;
-        let s = &mut slots[slot as usize];
-        let Some(node) = s.node.as_deref_mut() else { return };
-        medium.drain(slot, node, &mut s.armed, net_rng, |e| keep(done, e));
+        let Sim { slots, medium, net_rng, done, coalition, .. } = self;
+        let Slot { node: Some(node), armed, hostile, .. } = &mut slots[slot as usize] else { return };
+        let on_event = |e| keep(done, e);
+        match hostile.as_deref_mut() {
+            Some(outbox) => {
+                medium.drain(slot, &mut Hostile { node, outbox, coalition }, armed, net_rng, on_event)
+            }
+            None => medium.drain(slot, &mut **node, armed, net_rng, on_event),
+        }
         self.take_done(slot);
     }
 
     fn deliver(&mut self, d: Delivery) {
-        let Sim { slots, medium, net_rng, done, .. } = self;
-        let to = match slots.get_mut(d.to as usize) {
-            Some(Slot { node: Some(node), up: true, armed, .. }) => Some((&mut **node, armed)),
-            _ => None,
-        };
-        medium.deliver(d, to, net_rng, |e| keep(done, e));
+        let Sim { slots, medium, net_rng, done, coalition, .. } = self;
+        let on_event = |e| keep(done, e);
+        match slots.get_mut(d.to as usize) {
+            Some(Slot { node: Some(node), up: true, armed, hostile: Some(outbox), .. }) => {
+                medium.deliver(d, Some((&mut Hostile { node, outbox, coalition }, armed)), net_rng, on_event)
+            }
+            Some(Slot { node: Some(node), up: true, armed, .. }) => {
+                medium.deliver(d, Some((&mut **node, armed)), net_rng, on_event)
+            }
+            _ => medium.deliver::<SimNode, { sim::VALUE }, _>(d, None, net_rng, on_event),
+        }
         self.take_done(d.to);
     }
 
     fn timer(&mut self, slot: u32, at: Instant) {
-        let Sim { slots, medium, net_rng, done, .. } = self;
-        let s = &mut slots[slot as usize];
-        let Some(node) = s.node.as_deref_mut().filter(|_| s.up) else { return };
-        medium.wake(slot, at, node, &mut s.armed, net_rng, |e| keep(done, e));
+        let Sim { slots, medium, net_rng, done, coalition, .. } = self;
+        let Slot { node: Some(node), up: true, armed, hostile, .. } = &mut slots[slot as usize] else {
+            return;
+        };
+        let on_event = |e| keep(done, e);
+        match hostile.as_deref_mut() {
+            Some(outbox) => {
+                medium.wake(slot, at, &mut Hostile { node, outbox, coalition }, armed, net_rng, on_event)
+            }
+            None => medium.wake(slot, at, &mut **node, armed, net_rng, on_event),
+        }
         self.take_done(slot);
     }
 
@@ -475,6 +501,10 @@ impl Sim<'_, '_> {
     fn set_up(&mut self, slot: u32) {
         let s = &mut self.slots[slot as usize];
         s.up = true;
+        if s.hostile.is_some() {
+            // Never picked for work or churn, never the truth.
+            return;
+        }
         s.live_pos = self.live.len() as u32;
         self.live.push(slot);
         if let Some(n) = &s.node {
@@ -526,12 +556,21 @@ impl Sim<'_, '_> {
         let id = NodeId::random(&mut self.net_rng);
         let now = self.instant();
         let node = Box::new(SimNode::new(id, self.config, sim::Store::new(), &mut self.net_rng, now));
+        // The first `nodes` joins build the network; `hostile` of them, spread evenly, are
+        // hostile (no random draw, so runs without hostile nodes are unchanged).
+        let i = self.net.joins as f64;
+        let hostile = self.net.joins < self.p.nodes
+            && ((i + 1.0) * self.p.hostile).floor() > (i * self.p.hostile).floor();
+        if hostile {
+            self.coalition.join(kad_core::Peer { id, addr: addr_of(slot) });
+        }
         self.slots.push(Slot {
             node: Some(node),
             up: false,
             armed: Armed::NONE,
             protected: false,
             live_pos: 0,
+            hostile: hostile.then(Box::default),
         });
         self.net.joins += 1;
         let first = self.live.is_empty();
@@ -777,7 +816,9 @@ impl Sim<'_, '_> {
             (Op::Bootstrap { attempt }, Outcome::Bootstrap(r)) => {
                 if matches!(r, Ok(n) if n > 0) {
                     self.net.bootstraps_ok += 1;
-                    self.established.push(slot);
+                    if self.slots[slot as usize].hostile.is_none() {
+                        self.established.push(slot);
+                    }
                 } else {
                     self.net.bootstraps_failed += 1;
                     if attempt + 1 < BOOTSTRAP_ATTEMPTS {
@@ -802,14 +843,19 @@ impl Sim<'_, '_> {
             }
             (Op::Get { value, kind }, Outcome::Get(r)) => {
                 let ok = matches!(&r, Ok(rec) if rec.value() == self.values[value as usize].data);
+                let forged = usize::from(matches!(&r, Ok(rec) if rec.value() == FORGED));
                 match kind {
-                    GetKind::Measure => self.find_value.record(&stats, ok),
+                    GetKind::Measure => {
+                        self.forged.0 += forged;
+                        self.find_value.record(&stats, ok)
+                    }
                     GetKind::Probe(hour) => {
                         if let Some(h) = self.hours.iter_mut().find(|h| h.hour == hour) {
                             h.found += usize::from(ok);
                         }
                     }
                     GetKind::Check => {
+                        self.forged.1 += forged;
                         self.pending_checks -= 1;
                         self.checked += 1;
                         self.retrievable += usize::from(ok);
@@ -854,7 +900,7 @@ impl Sim<'_, '_> {
             self.net.retries += st.retries;
             self.net.liveness_pings += st.liveness_pings;
             self.net.rebootstraps += st.rebootstraps;
-            self.net.requests_dropped += st.requests_dropped;
+            self.net.requests_deferred += st.requests_deferred;
             self.net.replies_dropped += st.replies_dropped;
             self.net.records_evicted += st.records_evicted;
             self.net.replications += st.replications;
@@ -899,8 +945,20 @@ impl Sim<'_, '_> {
             peak_rss_bytes: crate::report::peak_rss_bytes(),
             phases: std::mem::take(&mut self.phases),
         };
+        let hostile = (!self.coalition.is_empty()).then(|| crate::report::Hostile {
+            nodes: self.coalition.len(),
+            forged_returned: self.forged.0,
+            forged_at_end: self.forged.1,
+            forged_held_by_honest: self
+                .live
+                .iter()
+                .filter_map(|&s| self.slots[s as usize].node.as_deref())
+                .filter(|n| n.store().iter().any(|r| r.value() == FORGED))
+                .count(),
+        });
         Report {
             params: self.p.clone(),
+            hostile,
             find_node: std::mem::take(&mut self.find_node).report(true),
             find_value: std::mem::take(&mut self.find_value).report(false),
             puts,
