@@ -28,6 +28,7 @@ fn codec(c: &mut Criterion) {
             txid: TxId([1, 2, 3, 4]),
             sender: NodeId::random(&mut rng),
             flags: Flags(0),
+            token: kad_core::token::Token([7; 8]),
         },
         body: Body::Nodes { contacts },
     };

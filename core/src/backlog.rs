@@ -136,6 +136,7 @@ pub(crate) mod tests {
             expires_at: Instant::from_millis(1),
             stored_at: Instant::ZERO,
             republished_at: Instant::ZERO,
+            source: None,
         };
         node.store_mut().put(record).unwrap();
         node

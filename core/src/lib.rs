@@ -51,6 +51,8 @@
 //! | [`signed`] | BEP 44 signed records: keys from public key and salt, signatures over seq |
 //! | [`wire`] | the wire format: one message per UDP datagram of at most 1200 bytes |
 //! | [`frame`] | relay frames: datagrams between a browser and a host's relay over a WebSocket |
+//! | [`token`] | write tokens: STORE and ADD_PROVIDER only from an address a recent answer reached |
+//! | [`limits`] | the limits against hostile peers and their defaults |
 //! | [`stats`] | counters of what a node did and refused, named for metrics |
 //! | [`backlog`] | back-pressure on full query slots: the front ends' one policy, and its queue |
 //! | `selftest` | the unit tests as plain functions, for runners without a test harness |
@@ -66,6 +68,8 @@
 //! | `node/amplification.rs` | replies to unverified addresses: at most ~3× their request |
 //! | `node/responses.rs` | matching an answer to its request and feeding it to the query that asked |
 //! | `node/accept.rs` | which records the store takes (signature, seq, CAS, cache) and serves |
+//! | `node/quorum.rs` | honest gets: a value counts once enough holders agree on it |
+//! | `node/quota.rs` | store admission: each source network's share, and what a full store evicts |
 //! | `node/caching.rs` | where a found value is cached along the lookup path, and for how long |
 //! | `node/replication.rs` | which held records a newly seen peer gets from this node |
 //! | `node/maintenance.rs` | expiry, republish (publisher, holders), provider re-announce, refresh |
@@ -101,6 +105,7 @@ pub mod store;
 #[cfg(feature = "testnet")]
 pub mod testnet;
 pub mod time;
+pub mod token;
 pub mod wire;
 
 pub use addr::{PeerAddr, Prefix};

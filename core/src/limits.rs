@@ -1,5 +1,6 @@
 //! Limits against hostile peers: the settings of every limit (one struct, [`Limits`], in
-//! [`crate::Config::limits`]) and the per-prefix table that meters, by [`Prefix`], the
+//! [`crate::Config::limits`]: per-source rates, routing-table diversity, reply sizes,
+//! replication, the store share of one source, the quorum of a get) and the per-prefix table that meters, by [`Prefix`], the
 //! requests a source sends, the reply bytes it may receive beyond the reply factor, and the
 //! records replication sends it (a token bucket each).
 //!
@@ -56,6 +57,13 @@ pub struct Limits {
     pub replications_per_min: u32,
     /// Records replication may send to one prefix at once. Default 256.
     pub replication_burst: u32,
+    /// One source network ([`Prefix`]: an IPv4 /24, an IPv6 /64) holds at most one
+    /// `store_share`-th of the store's capacity (see `node/quota.rs`). Default 16.
+    pub store_share: u16,
+    /// A get stops when this many holders returned the same value (or when its lookup ends),
+    /// and a value is cached on the path only when at least two agreed (see `node/quorum.rs`).
+    /// Default 2; 1 takes the first value.
+    pub quorum: u8,
 }
 
 impl Default for Limits {
@@ -72,6 +80,8 @@ impl Default for Limits {
             unverified_burst_bytes: 4_000,
             replications_per_min: 60,
             replication_burst: 256,
+            store_share: 16,
+            quorum: 2,
         }
     }
 }

@@ -19,6 +19,7 @@ use heapless::Vec;
 
 use crate::addr::PeerAddr;
 use crate::id::{Key, NodeId};
+use crate::token::Token;
 
 /// Where a candidate stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +49,10 @@ pub struct Candidate {
     /// The round in which it was (or will be) asked: 1 for peers from the own table, n+1 for
     /// peers named by a round-n peer.
     pub hop: u8,
+    /// The write token its answer granted (zeros until it answered).
+    pub token: Token,
+    /// It answered with the value looked up (FIND_VALUE).
+    pub holds_value: bool,
 }
 
 /// The state of one iterative lookup.
@@ -101,7 +106,19 @@ impl<const K: usize> Lookup<K> {
             }
         }
         let pos = self.candidates.partition_point(|c| self.target.distance(&c.id) < d);
-        self.candidates.insert(pos, Candidate { id, addr, state: PeerState::NotContacted, hop }).is_ok()
+        self.candidates
+            .insert(
+                pos,
+                Candidate {
+                    id,
+                    addr,
+                    state: PeerState::NotContacted,
+                    hop,
+                    token: Token::default(),
+                    holds_value: false,
+                },
+            )
+            .is_ok()
     }
 
     /// The nearest candidate not yet asked, if fewer than `alpha` requests are in flight
@@ -136,6 +153,15 @@ impl<const K: usize> Lookup<K> {
         self.candidates.first().map(|c| c.id) != best
     }
 
+    /// Records what candidate `id` answered besides peers: the write token it granted, and
+    /// whether it returned the value looked up.
+    pub fn set_answer(&mut self, id: &NodeId, token: Token, holds_value: bool) {
+        if let Some(c) = self.candidates.iter_mut().find(|c| c.id == *id) {
+            c.token = token;
+            c.holds_value |= holds_value;
+        }
+    }
+
     /// `id` answered in time, naming `closer` peers (merged as candidates one hop further); its
     /// slot frees.
     pub fn on_success(&mut self, id: &NodeId, closer: impl Iterator<Item = (NodeId, PeerAddr)>) {
@@ -146,6 +172,15 @@ impl<const K: usize> Lookup<K> {
         } else {
             self.idle = self.idle.saturating_add(1);
         }
+    }
+
+    /// `id` answered in time with the value looked up, and `closer` peers: a holder found is
+    /// progress, so the lookup goes on α at a time rather than releasing its `K` closest.
+    pub fn on_value(&mut self, id: &NodeId, closer: impl Iterator<Item = (NodeId, PeerAddr)>) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        let hop = self.settle(id, PeerState::Waiting, PeerState::Succeeded).unwrap_or(1);
+        self.merge(hop, closer);
+        self.idle = 0;
     }
 
     /// `id` did not answer within its timeout and its retries are out: its slot goes to the
@@ -281,6 +316,23 @@ pub(crate) mod tests {
                 released += 1;
             }
             assert_eq!(released, 4, "all four not yet asked go out at once");
+        }
+
+        fn answers_with_the_value_keep_the_pace_of_alpha() {
+            let mut l = Lookup::<8>::new(Key::from_bytes([0; 20]));
+            for b in 1..=8 {
+                l.add(id(b), a(b), 1);
+            }
+            let round: [Candidate; 3] = [l.next(3).unwrap(), l.next(3).unwrap(), l.next(3).unwrap()];
+            for c in &round {
+                l.on_value(&c.id, core::iter::empty());
+            }
+            // Three holders found: progress, not a stalled round; α at a time still.
+            let mut sent = 0;
+            while l.next(3).is_some() {
+                sent += 1;
+            }
+            assert_eq!(sent, 3);
         }
 
         fn failed_candidates_make_room_for_new_ones() {

@@ -5,17 +5,19 @@
 //!
 //! | preset | B | K | R | queries | pending | value | records | providers | node | of which store |
 //! |---|---|---|---|---|---|---|---|---|---|---|
-//! | [`host`] | 32 | 20 | 5 | 32 | 128 | 1000 | 1024 | 1024 | 1,434,048 B | 1,204,232 B |
-//! | [`embedded`] | 8 | 8 | 2 | 2 | 8 | 256 | 4 | 4 | 12,656 B | 1,736 B |
-//! | [`sim`] | 16 | 20 | 2 | 4 | 32 | 64 | 16 | 8 | 39,536 B | 3,848 B |
+//! | [`host`] | 32 | 20 | 5 | 32 | 128 | 1000 | 1024 | 1024 | HOSTB | HOSTS |
+//! | [`embedded`] | 8 | 8 | 2 | 2 | 8 | 256 | 4 | 4 | EMBB | EMBS |
+//! | [`sim`] | 16 | 20 | 2 | 4 | 32 | 64 | 16 | 8 | SIMB | SIMS |
 //!
 //! The routing table costs `B × (K + R)` contacts of 56 bytes whatever the network size; a
-//! query costs about `K × 44` bytes plus one value; the store costs `records × value` plus
-//! about 150 bytes of metadata per record. The limits against hostile peers
-//! ([`crate::limits`]) keep token buckets for each of the latest `pending` prefixes, 32 bytes
-//! each: 4,104 B (host), 264 B (embedded), 1,032 B (sim); with the settings and the
-//! reply sizes they add 4,480 B, 384 B and 1,216 B to the node. A front end with its own
-//! (persistent) store pays for the node without the in-memory store.
+//! query costs about `K × 56` bytes plus one value and a tally of agreeing holders (about
+//! 110 bytes, see `node/quorum.rs`); the store costs `records × value` plus about 160 bytes of
+//! metadata per record (its source network included, for the quotas of `node/quota.rs`).
+//! Issue 14's defences: the limits ([`crate::limits`]) keep token buckets for each of the
+//! latest `pending` prefixes, 32 bytes each (4,104 B host, 264 B embedded, 1,032 B sim); the
+//! write tokens ([`crate::token`]) cost two 16-byte secrets, and a STORE waiting to be sent
+//! the 8-byte token it carries. A front end with its own (persistent) store pays for the node
+//! without the in-memory store.
 
 macro_rules! preset {
     ($(#[$doc:meta])* $name:ident, b: $b:expr, k: $k:expr, r: $r:expr, queries: $q:expr,

@@ -68,6 +68,10 @@ pub const ALL: &[&[Test]] = &[
     crate::routing::liveness::tests::TESTS,
     crate::rtt::tests::TESTS,
     crate::stats::tests::TESTS,
+    crate::token::tests::TESTS,
+    crate::node::quorum::tests::TESTS,
+    crate::node::quota::tests::TESTS,
+    crate::node::requests::tests::TESTS,
     #[cfg(feature = "testnet")]
     crate::testnet::queue::tests::TESTS,
     #[cfg(feature = "testnet")]

@@ -123,6 +123,15 @@ pub struct Stats {
     pub stores_accepted: u64,
     /// STOREs refused (any reason).
     pub stores_refused: u64,
+    /// STOREs and ADD_PROVIDERs refused for a missing, wrong or expired write token (see
+    /// [`crate::token`]); also counted in `stores_refused` or `providers_refused`.
+    pub writes_bad_token: u64,
+    /// Found values not cached on the path: one holder returned them, and unsigned (see
+    /// `node/caching.rs`).
+    pub cache_unconfirmed: u64,
+    /// STOREs refused because their source network held its share of the store (see
+    /// [`crate::limits::Limits::store_share`]); also counted in `stores_refused`.
+    pub stores_over_share: u64,
     /// Records evicted to make room.
     pub records_evicted: u64,
     /// Records dropped at expiry.

@@ -5,7 +5,13 @@
 //! others, republished hourly with its remaining TTL and dropped at expiry; a `Cache` copy was
 //! placed here after a lookup, lives a shorter, distance-based TTL and is never republished.
 //! When the store is full the farthest cached copy goes first, then the farthest replica if the
-//! newcomer is closer to this node; publisher records are never evicted.
+//! newcomer is closer to this node; publisher records are never evicted. A record remembers the
+//! source network that stored it, so that the node can cap each source's share (see
+//! `node/quota.rs`); a store answers "how many from this source" and "which record goes first"
+//! itself ([`RecordStore::count_from`], [`RecordStore::worst`]), so that a large one can keep an
+//! index instead of scanning.
+
+use crate::addr::Prefix;
 
 use heapless::Vec;
 use serde::{Deserialize, Serialize};
@@ -72,6 +78,9 @@ pub struct Record<const V: usize> {
     pub stored_at: Instant,
     /// When this node last republished it.
     pub republished_at: Instant,
+    /// The source network of the peer that stored it here (`None`: this node's own record, or
+    /// a record whose source was not kept).
+    pub source: Option<Prefix>,
 }
 
 impl<const V: usize> Record<V> {
@@ -99,6 +108,7 @@ impl<const V: usize> Record<V> {
             stored_at: self.stored_at,
             republished_at: self.republished_at,
             seq: self.signer.map(|s| s.seq),
+            source: self.source,
         }
     }
 }
@@ -118,6 +128,8 @@ pub struct RecordMeta {
     pub republished_at: Instant,
     /// Sequence number of a signed record.
     pub seq: Option<u64>,
+    /// The source network that stored it.
+    pub source: Option<Prefix>,
 }
 
 /// Why a store refused a record.
@@ -150,6 +162,71 @@ pub trait RecordStore<const V: usize> {
     }
     /// The smallest key greater than `after` (the first key when `None`): iteration in key order.
     fn next_key(&self, after: Option<&Key>) -> Option<Key>;
+    /// Records the store can hold.
+    fn capacity(&self) -> usize;
+    /// Records held that `source` stored. This default scans every record; a large store
+    /// keeps a count instead.
+    fn count_from(&self, source: &Prefix) -> usize {
+        let mut n = 0;
+        let mut cursor = None;
+        while let Some(k) = self.next_key(cursor.as_ref()) {
+            cursor = Some(k);
+            n += usize::from(self.meta(&k).is_some_and(|m| m.source == Some(*source)));
+        }
+        n
+    }
+    /// The record evicted first: the lowest origin (cached copies, then replicas, then the
+    /// publisher's own), and among those the farthest from `own`. This default scans every
+    /// record; a large store keeps an index instead (see [`farthest`]).
+    fn worst(&self, own: &NodeId) -> Option<RecordMeta> {
+        let mut worst: Option<RecordMeta> = None;
+        let mut cursor = None;
+        while let Some(k) = self.next_key(cursor.as_ref()) {
+            cursor = Some(k);
+            let Some(m) = self.meta(&k) else { continue };
+            let order = |m: &RecordMeta| (rank(m.origin), core::cmp::Reverse(m.key.distance(own)));
+            if worst.as_ref().is_none_or(|w| order(&m) < order(w)) {
+                worst = Some(m);
+            }
+        }
+        worst
+    }
+}
+
+/// The eviction order of origins: cached copies first, the publisher's own records last.
+pub fn rank(o: Origin) -> u8 {
+    match o {
+        Origin::Cache => 0,
+        Origin::Replica => 1,
+        Origin::Publisher => 2,
+    }
+}
+
+/// The key farthest from `own` among a set of keys, given `any_in(lo, hi)`: whether the set
+/// holds a key in `lo..=hi` (one range query of a sorted map). 160 range queries, whatever the
+/// size of the set.
+pub fn farthest(own: &NodeId, mut any_in: impl FnMut(&Key, &Key) -> bool) -> Option<Key> {
+    let (mut lo, mut hi) = ([0u8; 20], [0xffu8; 20]);
+    if !any_in(&Key::from_bytes(lo), &Key::from_bytes(hi)) {
+        return None;
+    }
+    let own = own.as_key();
+    for bit in 0..160 {
+        let (byte, mask) = (bit / 8, 0x80u8 >> (bit % 8));
+        // Prefer the half whose bit differs from the own id's: it is farther.
+        let far = own.as_bytes()[byte] & mask == 0;
+        let set = |b: &mut [u8; 20], one: bool| if one { b[byte] |= mask } else { b[byte] &= !mask };
+        let (mut lo2, mut hi2) = (lo, hi);
+        set(&mut lo2, far);
+        set(&mut hi2, far);
+        if any_in(&Key::from_bytes(lo2), &Key::from_bytes(hi2)) {
+            (lo, hi) = (lo2, hi2);
+        } else {
+            set(&mut lo, !far);
+            set(&mut hi, !far);
+        }
+    }
+    Some(Key::from_bytes(lo))
 }
 
 /// The victim to evict so that `incoming` fits, by the policy in the module docs.
@@ -158,29 +235,7 @@ pub fn eviction_candidate<const V: usize, S: RecordStore<V>>(
     own: &NodeId,
     incoming: &RecordMeta,
 ) -> Option<Key> {
-    let rank = |o: Origin| match o {
-        Origin::Cache => 0,
-        Origin::Replica => 1,
-        Origin::Publisher => 2,
-    };
-    // The worst record: lowest rank, then farthest from this node.
-    let mut worst: Option<RecordMeta> = None;
-    let mut cursor = None;
-    while let Some(k) = store.next_key(cursor.as_ref()) {
-        cursor = Some(k);
-        let Some(m) = store.meta(&k) else { continue };
-        let worse = match &worst {
-            None => true,
-            Some(w) => {
-                (rank(m.origin), core::cmp::Reverse(m.key.distance(own)))
-                    < (rank(w.origin), core::cmp::Reverse(w.key.distance(own)))
-            }
-        };
-        if worse {
-            worst = Some(m);
-        }
-    }
-    let w = worst?;
+    let w = store.worst(own)?;
     let acceptable = match (w.origin, incoming.origin) {
         (Origin::Publisher, _) => false,
         (Origin::Cache, Origin::Cache) | (Origin::Replica, Origin::Replica) => {
@@ -254,6 +309,10 @@ impl<const N: usize, const V: usize> RecordStore<V> for MemoryStore<N, V> {
         };
         self.records.get(i).map(|r| r.key)
     }
+
+    fn capacity(&self) -> usize {
+        N
+    }
 }
 
 #[cfg(any(test, feature = "selftest"))]
@@ -272,10 +331,36 @@ pub(crate) mod tests {
             expires_at: Instant::from_millis(100),
             stored_at: Instant::ZERO,
             republished_at: Instant::ZERO,
+            source: None,
         }
     }
 
     crate::selftest::unit_tests! {
+        fn the_farthest_key_is_found_by_range_queries() {
+            let mut s = MemoryStore::<8, 16>::new();
+            for k in [0x01, 0x42, 0x7f, 0x80, 0xc3] {
+                s.put(rec(k, Origin::Replica)).unwrap();
+            }
+            let any_in = |lo: &Key, hi: &Key| s.iter().any(|r| r.key >= *lo && r.key <= *hi);
+            for own in [0x00u8, 0x80, 0x7f, 0xff, 0x41] {
+                let mut b = [0u8; 20];
+                b[0] = own;
+                let own = NodeId::from_bytes(b);
+                let scan = s.iter().map(|r| r.key).max_by_key(|k| k.distance(&own));
+                assert_eq!(farthest(&own, any_in), scan, "own {:x}", b[0]);
+            }
+            assert_eq!(farthest(&NodeId::from_bytes([0; 20]), |_, _| false), None);
+        }
+
+        fn a_store_counts_the_records_each_source_stored() {
+            let mut s = MemoryStore::<4, 16>::new();
+            let (a, b) = (crate::addr::PeerAddr::V4([10, 0, 0, 1], 1).prefix(), crate::addr::PeerAddr::V4([10, 0, 1, 1], 1).prefix());
+            for (k, src) in [(1, Some(a)), (2, Some(a)), (3, Some(b)), (4, None)] {
+                s.put(Record { source: src, ..rec(k, Origin::Replica) }).unwrap();
+            }
+            assert_eq!((s.count_from(&a), s.count_from(&b)), (2, 1));
+        }
+
         fn a_full_store_refuses_instead_of_growing() {
             let mut s = MemoryStore::<2, 16>::new();
             s.put(rec(1, Origin::Replica)).unwrap();

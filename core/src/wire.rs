@@ -15,9 +15,11 @@ use crate::addr::PeerAddr;
 use crate::id::{Key, NodeId};
 use crate::signed::{PublicKey, Signature};
 use crate::store::{ValueKind, MAX_SALT_LEN, MAX_VALUE_LEN};
+use crate::token::Token;
 
-/// Protocol version carried by every message.
-pub const VERSION: u8 = 1;
+/// Protocol version carried by every message. Version 2 added the write token to the header
+/// (see [`crate::token`]).
+pub const VERSION: u8 = 2;
 /// Largest datagram sent or accepted, in bytes: fits any IPv4/IPv6 path unfragmented.
 pub const MAX_DATAGRAM: usize = 1200;
 /// Most contacts in one reply.
@@ -54,6 +56,9 @@ pub struct Header {
     pub sender: NodeId,
     /// Flags.
     pub flags: Flags,
+    /// In an answer: the write token the responder grants the requester's IP address. In a
+    /// STORE or ADD_PROVIDER: the token the target granted the sender. Zeros otherwise.
+    pub token: Token,
 }
 
 /// Bytes borrowed from the datagram, encoded as a length-prefixed byte string.
@@ -191,6 +196,12 @@ pub enum StoreStatus {
     Unsupported,
     /// Refused: the storage backend failed.
     StorageError,
+    /// Refused: no write token, or not one this node granted the sender's IP address in the
+    /// last 5 to 10 minutes (see [`crate::token`]).
+    BadToken,
+    /// Refused: the sender's network already holds its share of the store (see
+    /// [`crate::limits::Limits::store_share`]).
+    OverShare,
 }
 
 impl fmt::Display for StoreStatus {
@@ -210,6 +221,8 @@ impl fmt::Display for StoreStatus {
             StoreStatus::CasMismatch => "compare-and-swap failed: the peer holds another sequence number",
             StoreStatus::Unsupported => "the peer cannot verify signed records",
             StoreStatus::StorageError => "the peer's storage failed",
+            StoreStatus::BadToken => "no valid write token: look the key up again, then store",
+            StoreStatus::OverShare => "the sender's network already holds its share of the peer's store",
         })
     }
 }
@@ -241,11 +254,14 @@ pub enum Body<'a> {
         /// The key.
         key: Key,
     },
-    /// Answer to FIND_VALUE: the record.
+    /// Answer to FIND_VALUE: the record, and as many of the closest peers as fit in the
+    /// datagram beside it, so that a get can go on to other holders (see `node/quorum.rs`).
     Value {
         /// The record.
         #[serde(borrow)]
         record: WireRecord<'a>,
+        /// Closer peers, nearest first (trimmed to fit).
+        closer: Vec<Peer, MAX_CONTACTS>,
     },
     /// STORE.
     Store {
@@ -347,7 +363,7 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
     if !rest.is_empty() {
         return Err(DecodeError::Malformed);
     }
-    if let Body::Value { record } | Body::Store { record } = &msg.body {
+    if let Body::Value { record, .. } | Body::Store { record } = &msg.body {
         if record.data.0.len() > MAX_VALUE_LEN {
             return Err(DecodeError::TooLarge);
         }
@@ -376,6 +392,7 @@ pub(crate) mod tests {
             txid: TxId([1, 2, 3, 4]),
             sender: NodeId::from_bytes([0xee; 20]),
             flags: Flags(1),
+            token: Token([0xff; 8]),
         }
     }
 
@@ -417,7 +434,8 @@ pub(crate) mod tests {
                 },
                 Body::Store { record: largest_record(&data, false) },
                 Body::Store { record: largest_record(&data, true) },
-                Body::Value { record: largest_record(&data, true) },
+                Body::Value { record: largest_record(&data, true), closer: Vec::new() },
+                Body::Value { record: largest_record(&data[..100], false), closer: full_contacts() },
                 Body::Pong { observed: V6 },
             ];
             let mut buf = [0u8; MAX_DATAGRAM];

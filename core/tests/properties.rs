@@ -181,7 +181,11 @@ fn all_bodies(parts: &Parts) -> Vec<Body<'_>> {
         Body::FindNode { target: id.as_key() },
         Body::Nodes { contacts: contacts.clone() },
         Body::FindValue { key: id.as_key() },
-        Body::Value { record },
+        // A value answer carries the contacts that fit beside its record.
+        Body::Value {
+            record,
+            closer: contacts.iter().copied().take(usize::from(data.len() < 600) * 4).collect(),
+        },
         Body::Store { record },
         Body::Stored { status: StoreStatus::CasMismatch },
         Body::AddProvider { key: id.as_key() },
@@ -207,7 +211,13 @@ fn message_parts() -> impl Strategy<Value = Parts> {
         0usize..=20,
     )
         .prop_map(|((tx, sender, flags), text, id, addr, data, salt_len, n)| {
-            let header = Header { version: wire::VERSION, txid: TxId(tx), sender, flags: Flags(flags) };
+            let header = Header {
+                version: wire::VERSION,
+                txid: TxId(tx),
+                sender,
+                flags: Flags(flags),
+                token: kad_core::token::Token(tx.repeat(2).try_into().unwrap()),
+            };
             let kind = if text { ValueKind::Text } else { ValueKind::Bytes };
             (header, kind, id, addr, data, salt_len, n)
         })

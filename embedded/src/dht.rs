@@ -299,6 +299,7 @@ mod tests {
             expires_at: Instant::ZERO,
             stored_at: Instant::ZERO,
             republished_at: Instant::ZERO,
+            source: None,
         };
         let found = Found::from(record);
         assert_eq!((found.as_text(), &found.data[..]), (Some("value"), &b"value"[..]));

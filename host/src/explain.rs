@@ -48,6 +48,8 @@ pub fn refusal(status: StoreStatus) -> &'static str {
         StoreStatus::CasMismatch => "compare-and-swap did not match the seq that peer holds",
         StoreStatus::Unsupported => "that peer cannot verify signed records",
         StoreStatus::StorageError => "that peer's storage failed",
+        StoreStatus::BadToken => "this node showed no valid write token (look the key up again, then store)",
+        StoreStatus::OverShare => "this node's network already holds its share of that peer's store",
     }
 }
 

@@ -327,12 +327,12 @@ async fn get_record(State(api): State<Api>, Path(key): Path<String>, Query(q): Q
         )
     };
     match q.pub_key {
-        None => match h.get(&key).await {
-            Ok(Some(v)) => {
+        None => match h.get_agreed(&key).await {
+            Ok(Some((v, holders))) => {
                 let (kind, encoding, data) = v.encode(bytes_as);
                 reply(
                     StatusCode::OK,
-                    json!({ "key": key, "data": data, "kind": kind, "encoding": encoding, "persist_mode": "PUBLIC" }),
+                    json!({ "key": key, "data": data, "kind": kind, "encoding": encoding, "persist_mode": "PUBLIC", "holders": holders }),
                 )
             }
             Ok(None) => problem(StatusCode::NOT_FOUND, format!("no value under {key:?}")),

@@ -172,8 +172,8 @@ enum QueryCommand {
     Bootstrap(Vec<SocketAddr>, Reply<usize>),
     Put(Key, Value, Reply<u16>),
     PutSigned { put: OwnedSignedPut, value: Value, reply: Reply<u16> },
-    Get(Key, Reply<Option<HostRecord>>),
-    GetSigned { public_key: PublicKey, salt: Vec<u8>, reply: Reply<Option<HostRecord>> },
+    Get(Key, Reply<Option<(HostRecord, u16)>>),
+    GetSigned { public_key: PublicKey, salt: Vec<u8>, reply: Reply<Option<(HostRecord, u16)>> },
     FindNode(Key, Reply<Vec<Peer>>),
     Provide(Key, Reply<u16>),
     Providers(Key, Reply<Vec<Peer>>),
@@ -190,7 +190,8 @@ struct OwnedSignedPut {
 enum Waiter {
     Count(Reply<usize>),
     Acks(Reply<u16>),
-    Record(Reply<Option<HostRecord>>),
+    /// A record found, and how many holders returned it (`QueryStats::agreeing`).
+    Record(Reply<Option<(HostRecord, u16)>>),
     Peers(Reply<Vec<Peer>>),
 }
 
@@ -331,13 +332,21 @@ impl Handle {
 
     /// The value stored under `key`, as it was put (text or bytes); `None` if nobody has it.
     pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>, Error> {
-        Ok(self.find_value(key).await?.map(|r| Value::from_parts(r.kind, r.value())))
+        Ok(self.get_agreed(key).await?.map(|(v, _)| v))
+    }
+
+    /// The value stored under `key` and how many holders returned it (0: this node's own
+    /// copy); a get waits for `limits.quorum` holders to agree, see kad-core's `node/quorum.rs`.
+    pub async fn get_agreed(&self, key: impl AsRef<[u8]>) -> Result<Option<(Value, u16)>, Error> {
+        let key = Key::hash(key.as_ref());
+        let found = self.call(|r| QueryCommand::Get(key, r)).await?;
+        Ok(found.map(|(r, n)| (Value::from_parts(r.kind, r.value()), n)))
     }
 
     /// The record stored under `key`, with its metadata.
     pub async fn find_value(&self, key: impl AsRef<[u8]>) -> Result<Option<HostRecord>, Error> {
         let key = Key::hash(key.as_ref());
-        self.call(|r| QueryCommand::Get(key, r)).await
+        Ok(self.call(|r| QueryCommand::Get(key, r)).await?.map(|(r, _)| r))
     }
 
     /// The closest nodes to `target` that answered, nearest first.
@@ -394,7 +403,7 @@ impl Handle {
     ) -> Result<Option<SignedValue>, Error> {
         let salt = name.as_ref().to_vec();
         let rec = self.call(|reply| QueryCommand::GetSigned { public_key, salt, reply }).await?;
-        Ok(rec.and_then(|r| {
+        Ok(rec.and_then(|(r, _)| {
             let s = r.signer?;
             Some(SignedValue {
                 value: Value::from_parts(r.kind, r.value()),
@@ -693,7 +702,7 @@ impl Task {
             }
             (Waiter::Record(r), Outcome::Get(res)) => {
                 let _ = r.send(match res {
-                    Ok(rec) => Ok(Some(rec)),
+                    Ok(rec) => Ok(Some((rec, stats.agreeing))),
                     Err(QueryError::NotFound) => Ok(None),
                     Err(e) => Err(Error::Query(e)),
                 });

@@ -650,7 +650,13 @@ impl Relay {
             return false;
         }
         let txid = TxId(rand::random());
-        let header = Header { version: VERSION, txid, sender: s.ping_id, flags: Flags(Flags::CLIENT) };
+        let header = Header {
+            version: VERSION,
+            txid,
+            sender: s.ping_id,
+            flags: Flags(Flags::CLIENT),
+            token: Default::default(),
+        };
         let mut buf = [0u8; MAX_DATAGRAM + 1];
         let Ok(n) = wire::encode(&wire::Message { header, body: Body::Ping }, &mut buf) else { return false };
         if sock.send(&buf[..n]).await.is_err() {
@@ -686,7 +692,9 @@ impl Relay {
             || s.verifier.lock().expect("not poisoned").verdict(&from) == Some(true);
         let max = s.config.max_learned;
         match &msg.body {
-            Body::Nodes { contacts } if from_kad_node => conn.learn(contacts.iter().map(|p| p.addr), max),
+            Body::Nodes { contacts } | Body::Value { closer: contacts, .. } if from_kad_node => {
+                conn.learn(contacts.iter().map(|p| p.addr), max)
+            }
             Body::Providers { providers, closer } if from_kad_node => {
                 conn.learn(providers.iter().chain(closer.iter()).map(|p| p.addr), max)
             }

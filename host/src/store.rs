@@ -7,12 +7,13 @@
 //! the redb value. So a record costs its value plus a constant (the header, its B-tree entry,
 //! the allocator's rounding), not a full [`VALUE`]-byte buffer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use kad_core::addr::Prefix;
 use kad_core::presets::host::VALUE;
-use kad_core::store::{Record, RecordMeta, RecordStore, Signer, StoreError};
+use kad_core::store::{farthest, Record, RecordMeta, RecordStore, Signer, StoreError};
 use kad_core::{Instant, Key, NodeId, Origin, ValueKind};
 use kad_core::{PublicKey, Signature};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
@@ -89,14 +90,52 @@ impl Disk {
 pub struct HostStore {
     /// Each record's encoding, by key.
     records: BTreeMap<Key, Box<[u8]>>,
+    index: Index,
     capacity: usize,
     disk: Option<Disk>,
+}
+
+/// What the node asks of a full store, kept so that it needs no scan: each record's source
+/// network (not in its encoding: a record loaded from disk has none) and the count per source,
+/// and the keys of cached copies (evicted first; replicas are found in the records themselves,
+/// see [`RecordStore::worst`]).
+#[derive(Default)]
+struct Index {
+    sources: HashMap<Key, Prefix>,
+    by_source: HashMap<Prefix, usize>,
+    cached: BTreeSet<Key>,
+}
+
+impl Index {
+    fn add(&mut self, key: Key, origin: Origin, source: Option<Prefix>) {
+        if let Some(s) = source {
+            self.sources.insert(key, s);
+            *self.by_source.entry(s).or_default() += 1;
+        }
+        if origin == Origin::Cache {
+            self.cached.insert(key);
+        }
+    }
+
+    fn remove(&mut self, key: &Key, origin: Origin) {
+        if let Some(s) = self.sources.remove(key) {
+            if let Some(n) = self.by_source.get_mut(&s) {
+                *n -= 1;
+                if *n == 0 {
+                    self.by_source.remove(&s);
+                }
+            }
+        }
+        if origin == Origin::Cache {
+            self.cached.remove(key);
+        }
+    }
 }
 
 impl HostStore {
     /// A store that lives only in memory.
     pub fn in_memory(capacity: usize) -> Self {
-        HostStore { records: BTreeMap::new(), capacity, disk: None }
+        HostStore { records: BTreeMap::new(), index: Index::default(), capacity, disk: None }
     }
 
     /// Opens (or creates) `dir/kad.redb` and loads the records it holds.
@@ -130,7 +169,13 @@ impl HostStore {
             Ok(records)
         };
         let records = read().map_err(|source| DbError::Read { path: disk.path.clone(), source })?;
-        Ok(HostStore { records, capacity, disk: Some(disk) })
+        let mut index = Index::default();
+        for (key, b) in &records {
+            if let Some((h, _)) = decode_header(b) {
+                index.add(*key, h.origin, None);
+            }
+        }
+        Ok(HostStore { records, index, capacity, disk: Some(disk) })
     }
 
     /// True when records are written to disk.
@@ -211,11 +256,16 @@ impl HostStore {
 
 impl RecordStore<VALUE> for HostStore {
     fn get(&self, key: &Key) -> Option<HostRecord> {
-        self.records.get(key).and_then(|b| decode_record(*key, b))
+        let source = self.index.sources.get(key).copied();
+        self.records.get(key).and_then(|b| decode_record(*key, b)).map(|r| Record { source, ..r })
     }
 
     fn meta(&self, key: &Key) -> Option<RecordMeta> {
-        self.records.get(key).and_then(|b| decode_header(b)).map(|(h, _)| h.meta(*key))
+        let source = self.index.sources.get(key).copied();
+        self.records
+            .get(key)
+            .and_then(|b| decode_header(b))
+            .map(|(h, _)| RecordMeta { source, ..h.meta(*key) })
     }
 
     fn put(&mut self, record: HostRecord) -> Result<(), StoreError> {
@@ -225,12 +275,18 @@ impl RecordStore<VALUE> for HostStore {
         let encoded = encode_record(&record);
         // Durable first: the node acknowledges only after this returns.
         self.write(&record.key, Some(&encoded[..]))?;
+        if let Some(old) = self.meta(&record.key) {
+            self.index.remove(&old.key, old.origin);
+        }
+        self.index.add(record.key, record.origin, record.source);
         self.records.insert(record.key, encoded);
         Ok(())
     }
 
     fn remove(&mut self, key: &Key) {
-        if self.records.remove(key).is_some() {
+        if let Some(old) = self.meta(key) {
+            self.records.remove(key);
+            self.index.remove(key, old.origin);
             let _ = self.write(key, None);
         }
     }
@@ -243,6 +299,29 @@ impl RecordStore<VALUE> for HostStore {
         use std::ops::Bound::{Excluded, Unbounded};
         let lower = after.map_or(Unbounded, Excluded);
         self.records.range((lower, Unbounded)).next().map(|(k, _)| *k)
+    }
+
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn count_from(&self, source: &Prefix) -> usize {
+        self.index.by_source.get(source).copied().unwrap_or(0)
+    }
+
+    /// The farthest cached copy, else the farthest replica: 160 range queries, of the index of
+    /// cached copies or of the records (a range query passes over the publisher's own records
+    /// in it, few), no scan. `None` when only the publisher's own records are held (never
+    /// evicted).
+    fn worst(&self, own: &NodeId) -> Option<RecordMeta> {
+        let cached = || farthest(own, |lo, hi| self.index.cached.range(*lo..=*hi).next().is_some());
+        let replica = || {
+            farthest(own, |lo, hi| {
+                let origin = |b: &[u8]| decode_header(b).map(|(h, _)| h.origin);
+                self.records.range(*lo..=*hi).any(|(_, b)| origin(b) == Some(Origin::Replica))
+            })
+        };
+        cached().or_else(replica).and_then(|k| self.meta(&k))
     }
 }
 
@@ -304,6 +383,7 @@ impl Header {
             stored_at: self.stored_at,
             republished_at: self.republished_at,
             seq: self.signer.map(|s| s.seq),
+            source: None,
         }
     }
 }
@@ -352,6 +432,7 @@ fn decode_record(key: Key, b: &[u8]) -> Option<HostRecord> {
         expires_at: h.expires_at,
         stored_at: h.stored_at,
         republished_at: h.republished_at,
+        source: None,
     })
 }
 
@@ -393,6 +474,7 @@ mod tests {
             expires_at: Instant::from_millis(3),
             stored_at: Instant::from_millis(1),
             republished_at: Instant::from_millis(2),
+            source: None,
         }
     }
 
@@ -430,6 +512,36 @@ mod tests {
         };
         assert!(matches!(not_a_dir, DbError::CreateDir { .. }), "{not_a_dir}");
         assert!(not_a_dir.to_string().starts_with("cannot create the data directory"), "{not_a_dir}");
+    }
+
+    /// The index answers what a scan of every record answers (the trait's defaults, as
+    /// `MemoryStore` runs them), through puts that replace and removes.
+    #[test]
+    fn the_index_agrees_with_a_scan() {
+        let mut s = HostStore::in_memory(1000);
+        let mut scan = Box::new(kad_core::MemoryStore::<256, VALUE>::new());
+        let sources = [kad_core::PeerAddr::V4([10, 0, 0, 1], 1), kad_core::PeerAddr::V4([10, 0, 1, 1], 1)];
+        for i in 0..300u32 {
+            let origin = [Origin::Cache, Origin::Replica, Origin::Publisher][(i % 7 % 3) as usize];
+            let source = (i % 5 != 0).then(|| sources[(i % 2) as usize].prefix());
+            let r = Record { origin, source, ..record(&(i % 250).to_string(), false) };
+            s.put(r.clone()).unwrap();
+            scan.put(r).unwrap();
+            if i % 11 == 0 {
+                let k = Key::hash((i / 2).to_string().as_bytes());
+                s.remove(&k);
+                scan.remove(&k);
+            }
+        }
+        for own in 0..20u8 {
+            let own = NodeId::from_bytes([own.wrapping_mul(37); 20]);
+            assert_eq!(s.worst(&own), scan.worst(&own));
+        }
+        for src in sources {
+            assert_eq!(s.count_from(&src.prefix()), scan.count_from(&src.prefix()));
+        }
+        let publishers = HostStore::in_memory(1);
+        assert_eq!(publishers.worst(&NodeId::from_bytes([0; 20])), None);
     }
 
     #[test]

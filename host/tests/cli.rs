@@ -25,6 +25,9 @@ fn put_and_get_through_a_network_of_node_processes() {
         (v["found"].as_bool(), v["kind"].as_str(), v["data"].as_str()),
         (Some(true), Some("text"), Some("my awesome value"))
     );
+    // The command's client node knows only its seed, a holder; the seed's answer names the
+    // other holders beside the value, and the get waits for two to agree.
+    assert!(v["holders"].as_u64().is_some_and(|n| n >= 2), "{v}");
 
     // Bytes stay bytes, in JSON as base64 with the encoding said.
     assert_eq!(kad(&["put", "--bootstrap", &seed, "--hex", "raw", "00ff10"]).0, 0);

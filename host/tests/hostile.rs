@@ -27,7 +27,13 @@ fn fake_id(tag: &str, n: usize) -> NodeId {
 
 /// The datagram of `body` sent by `sender`.
 fn datagram(sender: NodeId, txid: [u8; 4], body: Body<'_>) -> Vec<u8> {
-    let header = Header { version: VERSION, txid: TxId(txid), sender, flags: Flags::default() };
+    let header = Header {
+        version: VERSION,
+        txid: TxId(txid),
+        sender,
+        flags: Flags::default(),
+        token: Default::default(),
+    };
     let mut buf = [0u8; MAX_DATAGRAM];
     let n = wire::encode(&Message { header, body }, &mut buf).expect("fits a datagram");
     buf[..n].to_vec()

@@ -82,6 +82,7 @@ async fn public_records_status_and_metrics() {
     let (status, v) = call(addr, "GET", "/dht/test_id".into(), None).await;
     assert_eq!(status, 200);
     assert_eq!((v["data"].as_str(), v["persist_mode"].as_str()), (Some("string_payload"), Some("PUBLIC")));
+    assert_eq!(v["holders"].as_u64(), Some(0), "the answering node's own copy: no lookup");
 
     // Bytes go in and come back with their encoding: base64 by default, hex on request.
     let bytes = json!({ "data": "AP8=", "encoding": "base64" }).to_string();

@@ -85,6 +85,7 @@ fn message(body: Body<'_>) -> Vec<u8> {
         txid: TxId(rand::random()),
         sender: NodeId::from_bytes(rand::random()),
         flags: Flags(Flags::CLIENT),
+        token: kad_core::token::Token::default(),
     };
     let mut buf = [0u8; MAX_DATAGRAM];
     let n = wire::encode(&Message { header, body }, &mut buf).unwrap();

@@ -51,6 +51,7 @@ fn record(i: u32, len: usize) -> Record<{ kad_core::presets::host::VALUE }> {
         expires_at: Instant::from_millis(3_600_000),
         stored_at: Instant::ZERO,
         republished_at: Instant::ZERO,
+        source: None,
     }
 }
 

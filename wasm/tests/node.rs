@@ -244,6 +244,7 @@ async fn a_node_joins_stores_and_reads_through_the_relay() {
             expires_at: now + core::time::Duration::from_secs(60),
             stored_at: now,
             republished_at: now,
+            source: None,
         };
         w.core.store_mut().put(record).unwrap();
     });

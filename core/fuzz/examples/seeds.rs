@@ -52,8 +52,8 @@ fn main() {
         ("nodes", Body::Nodes { contacts: peers(3) }),
         ("nodes_full", Body::Nodes { contacts: peers(MAX_CONTACTS) }),
         ("find_value", Body::FindValue { key: Key::hash(b"key") }),
-        ("value", Body::Value { record: record(small, false) }),
-        ("value_signed", Body::Value { record: record(&salted, true) }),
+        ("value", Body::Value { record: record(small, false), closer: peers(3) }),
+        ("value_signed", Body::Value { record: record(&salted, true), closer: Default::default() }),
         ("store", Body::Store { record: record(small, false) }),
         ("store_largest", Body::Store { record: record(&large, true) }),
         ("stored", Body::Stored { status: StoreStatus::CasMismatch }),
@@ -77,6 +77,7 @@ fn main() {
             txid: TxId([1, 2, 3, i as u8]),
             sender: NodeId::from_bytes([0xee; 20]),
             flags: Flags(if i % 3 == 0 { Flags::CLIENT } else { 0 }),
+            token: kad_core::token::Token([0xab; 8]),
         };
         let n = wire::encode(&Message { header, body }, &mut buf).expect("every seed fits in a datagram");
         write("decode", name, &buf[..n]);

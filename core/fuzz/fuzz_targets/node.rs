@@ -27,6 +27,7 @@ use std::time::Duration;
 use arbitrary::{Arbitrary, Unstructured};
 use kad_core::presets::{embedded, host, sim};
 use kad_core::signed::{self, Keypair};
+use kad_core::token::Token;
 use kad_core::wire::{
     self, Body, Bytes, Flags, Header, Message, StoreStatus, TxId, WireRecord, WireSignature, MAX_DATAGRAM,
 };
@@ -265,11 +266,12 @@ enum Op {
     Corrupt { at: u16, xor: u8 },
     /// The next datagram in flight arrives from another address.
     Redirect(Addr),
-    /// A well-formed message to the target from `from`.
-    Send { from: Addr, sender: Id, client: bool, txid: [u8; 4], msg: Msg },
+    /// A well-formed message to the target from `from`, with the write token the target grants
+    /// `from` (so that stores reach the store) or, `forged`, without one.
+    Send { from: Addr, sender: Id, client: bool, txid: [u8; 4], msg: Msg, forged: bool },
     /// A well-formed message with the transaction id of one of the target's requests, from its
-    /// destination or from elsewhere.
-    Answer { req: u8, from: Option<Addr>, sender: Id, client: bool, msg: Msg },
+    /// destination or from elsewhere, granting any write token.
+    Answer { req: u8, from: Option<Addr>, sender: Id, client: bool, msg: Msg, token: [u8; 8] },
     /// A valid header with the transaction id of one of the target's requests, then any bytes.
     Splice { req: u8, sender: Id, tail: Vec<u8> },
     /// Any bytes from `from`.
@@ -567,21 +569,22 @@ impl<
                     self.deliver(d, Some(from.get()));
                 }
             }
-            Op::Send { from, sender, client, txid, msg } => {
+            Op::Send { from, sender, client, txid, msg, forged } => {
                 let from = from.get();
                 let sender = self.id(sender, from);
-                let header = header(TxId(txid), sender, client);
+                let token = if forged { Token::default() } else { self.target.write_token(&from) };
+                let header = header(TxId(txid), sender, client, token);
                 if let Some(bytes) = self.encode(header, &msg) {
                     self.ids_at.insert(from, sender);
                     self.feed(from, &bytes);
                 }
             }
-            Op::Answer { req, from, sender, client, msg } => {
+            Op::Answer { req, from, sender, client, msg, token } => {
                 let Some(s) = self.request(req) else { return };
                 let (to, txid) = (s.to, s.txid);
                 let sender = self.id(sender, to);
                 let from = from.map_or(to, Addr::get);
-                if let Some(bytes) = self.encode(header(txid, sender, client), &msg) {
+                if let Some(bytes) = self.encode(header(txid, sender, client, Token(token)), &msg) {
                     self.feed(from, &bytes);
                 }
             }
@@ -590,7 +593,7 @@ impl<
                 let (to, txid) = (s.to, s.txid);
                 let sender = self.id(sender, to);
                 let mut buf = [0u8; MAX_DATAGRAM];
-                let ping = Message { header: header(txid, sender, false), body: Body::Ping };
+                let ping = Message { header: header(txid, sender, false, Token::default()), body: Body::Ping };
                 let n = wire::encode(&ping, &mut buf).expect("a ping fits");
                 // The ping's body is its last byte (variant 0): the tail takes its place.
                 let mut bytes = buf[..n - 1].to_vec();
@@ -655,8 +658,8 @@ impl<
             Msg::FindValue(k) => Body::FindValue { key: k.get() },
             Msg::Value(r) | Msg::Store(r) => {
                 let record = wire_record(r, &mut data);
-                if matches!(msg, Msg::Value(_)) {
-                    Body::Value { record }
+                if let Msg::Value(_) = msg {
+                    Body::Value { record, closer: Default::default() }
                 } else {
                     Body::Store { record }
                 }
@@ -881,7 +884,7 @@ impl<
     }
 }
 
-const STATUSES: [StoreStatus; 8] = [
+const STATUSES: [StoreStatus; 10] = [
     StoreStatus::Stored,
     StoreStatus::TooLarge,
     StoreStatus::Full,
@@ -890,10 +893,12 @@ const STATUSES: [StoreStatus; 8] = [
     StoreStatus::CasMismatch,
     StoreStatus::Unsupported,
     StoreStatus::StorageError,
+    StoreStatus::BadToken,
+    StoreStatus::OverShare,
 ];
 
-fn header(txid: TxId, sender: NodeId, client: bool) -> Header {
-    Header { version: wire::VERSION, txid, sender, flags: Flags(if client { Flags::CLIENT } else { 0 }) }
+fn header(txid: TxId, sender: NodeId, client: bool, token: Token) -> Header {
+    Header { version: wire::VERSION, txid, sender, flags: Flags(if client { Flags::CLIENT } else { 0 }), token }
 }
 
 /// A record on the wire; its bytes go into `data`.
@@ -993,6 +998,9 @@ fn only_grow(old: &Stats, new: &Stats) {
         queries_finished,
         stores_accepted,
         stores_refused,
+        writes_bad_token,
+        stores_over_share,
+        cache_unconfirmed,
         records_evicted,
         records_expired,
         replications,
@@ -1026,6 +1034,9 @@ fn only_grow(old: &Stats, new: &Stats) {
         (queries_finished, old.queries_finished, "queries_finished"),
         (stores_accepted, old.stores_accepted, "stores_accepted"),
         (stores_refused, old.stores_refused, "stores_refused"),
+        (writes_bad_token, old.writes_bad_token, "writes_bad_token"),
+        (stores_over_share, old.stores_over_share, "stores_over_share"),
+        (cache_unconfirmed, old.cache_unconfirmed, "cache_unconfirmed"),
         (records_evicted, old.records_evicted, "records_evicted"),
         (records_expired, old.records_expired, "records_expired"),
         (replications, old.replications, "replications"),

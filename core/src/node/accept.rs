@@ -3,13 +3,14 @@
 
 use core::time::Duration;
 
+use crate::addr::PeerAddr;
 use crate::id::Key;
 use crate::signed;
 use crate::store::{eviction_candidate, Origin, Record, RecordStore, StoreError};
 use crate::time::Instant;
 use crate::wire::{StoreStatus, WireRecord};
 
-use super::Node;
+use super::{quota, Node};
 
 impl<
         S: RecordStore<V>,
@@ -25,10 +26,11 @@ impl<
 {
     /// Validates and stores a record a peer sent; the answer is sent only after the store
     /// accepted it (durably, for persistent stores).
-    pub(super) fn accept_store(&mut self, w: &WireRecord<'_>) -> StoreStatus {
+    pub(super) fn accept_store(&mut self, from: PeerAddr, w: &WireRecord<'_>) -> StoreStatus {
         let Some(mut rec) = self.record_from_wire(w, Origin::Replica) else {
             return StoreStatus::TooLarge;
         };
+        rec.source = quota::limited_source(&from, &self.config.limits);
         if w.cached {
             rec.origin = Origin::Cache;
             rec.expires_at = self.now + Duration::from_secs(w.ttl_secs as u64).min(self.config.cache_ttl_max);
@@ -40,6 +42,10 @@ impl<
         match accept(rec, held.as_ref(), w.signature.and_then(|s| s.cas)) {
             Err(status) => status,
             Ok(None) => StoreStatus::Stored,
+            Ok(Some(rec)) if self.over_share(&rec, held.as_ref()) => {
+                self.stats.stores_over_share += 1;
+                StoreStatus::OverShare
+            }
             Ok(Some(rec)) => match self.store_local(rec) {
                 Ok(()) => StoreStatus::Stored,
                 Err(StoreError::Full) => StoreStatus::Full,
@@ -166,6 +172,7 @@ pub(crate) mod tests {
             expires_at: at(expires),
             stored_at: at(0),
             republished_at: at(0),
+            source: None,
         }
     }
 

@@ -2,10 +2,9 @@
 
 use core::time::Duration;
 
-use crate::addr::PeerAddr;
 use crate::config::Config;
 use crate::id::{Key, NodeId};
-use crate::lookup::Lookup;
+use crate::lookup::{Candidate, Lookup};
 use crate::store::RecordStore;
 
 use super::queries::QueryId;
@@ -24,36 +23,40 @@ impl<
         const E: usize,
     > Node<S, B, K, R, Q, P, V, PV, E>
 {
-    /// Caches the found value at the closest peer that answered without it, then finishes.
+    /// Caches the found value at the closest peer that answered without it, then finishes; a
+    /// value is cached only when it is signed (its signature verified) or at least two holders
+    /// returned it, so that one liar on the path cannot spread its value.
     pub(super) fn value_done(&mut self, qid: QueryId) {
         let now = self.now;
         let Some(q) = self.query_mut(qid) else { return };
-        if let Some((from, _)) = q.value_from {
-            let key = *q.lookup.target();
-            let remaining = q.record.as_ref().map_or(Duration::ZERO, |r| r.expires_at.saturating_since(now));
-            if let Some((id, addr)) = cache_target(&q.lookup, &from) {
-                let ttl = cache_ttl(&key, &id, &from, &self.config).min(remaining).as_secs() as u32;
-                if ttl > 0 {
-                    // Fire and forget: the answer is not awaited; the result is delivered once
-                    // this request has been transmitted (see `poll_output`).
-                    let req = Request::Store { query: Some(qid), key, cached_ttl: Some(ttl) };
-                    let _ = self.send_request(addr, Some(id), req);
+        let confirmed = q.votes.agreeing() >= 2 || q.record.as_ref().is_some_and(|r| r.signer.is_some());
+        match q.value_from {
+            Some((from, _)) if confirmed => {
+                let key = *q.lookup.target();
+                let remaining =
+                    q.record.as_ref().map_or(Duration::ZERO, |r| r.expires_at.saturating_since(now));
+                if let Some(c) = cache_target(&q.lookup) {
+                    let ttl = cache_ttl(&key, &c.id, &from, &self.config).min(remaining).as_secs() as u32;
+                    if ttl > 0 {
+                        // Fire and forget: the answer is not awaited; the result is delivered
+                        // once this request has been transmitted (see `poll_output`).
+                        let req =
+                            Request::Store { query: Some(qid), key, cached_ttl: Some(ttl), token: c.token };
+                        let _ = self.send_request(c.addr, Some(c.id), req);
+                    }
                 }
             }
+            Some(_) => self.stats.cache_unconfirmed += 1,
+            None => {}
         }
         self.finish(qid);
     }
 }
 
-/// Where a value found at `holder` is cached: the closest peer of the lookup that answered
-/// without the value, or nowhere. Only a peer that answered this lookup gets the unsolicited
-/// STORE (its address is verified by that round trip): never a peer merely named by another,
-/// which may be a forged address (see `node/verify.rs`).
-pub(super) fn cache_target<const K: usize>(
-    lookup: &Lookup<K>,
-    holder: &NodeId,
-) -> Option<(NodeId, PeerAddr)> {
-    lookup.succeeded().find(|c| c.id != *holder).map(|c| (c.id, c.addr))
+/// Where a found value is cached: the closest peer of the lookup that answered without it (it
+/// granted the write token the cache store needs).
+pub(super) fn cache_target<const K: usize>(lookup: &Lookup<K>) -> Option<Candidate> {
+    lookup.succeeded().find(|c| !c.holds_value).copied()
 }
 
 /// TTL of a copy cached at `at`: `cache_ttl_max` when `at` is no farther from the key than
@@ -70,6 +73,7 @@ pub(super) fn cache_ttl(key: &Key, at: &NodeId, holder: &NodeId, config: &Config
 #[cfg(any(test, feature = "selftest"))]
 pub(crate) mod tests {
     use super::*;
+    use crate::addr::PeerAddr;
 
     const HOUR: Duration = Duration::from_secs(3600);
 
@@ -129,16 +133,19 @@ pub(crate) mod tests {
             l.on_success(&at_bits(30), core::iter::empty());
             l.on_success(&at_bits(20), core::iter::empty());
             l.on_success(&at_bits(40), core::iter::empty());
-            // The holder (30 bits) is skipped; 20 is closer than 40.
-            assert_eq!(cache_target(&l, &at_bits(30)), Some((at_bits(20), addr(1))));
+            l.set_answer(&at_bits(20), Default::default(), true);
+            l.set_answer(&at_bits(30), Default::default(), true);
+            // The holders (20 and 30 bits) are skipped.
+            assert_eq!(cache_target(&l).map(|c| (c.id, c.addr)), Some((at_bits(40), addr(3))));
         }
 
         fn a_value_is_never_cached_at_a_peer_that_did_not_answer() {
             let mut l = asked_all();
             l.on_success(&at_bits(20), core::iter::empty());
+            l.set_answer(&at_bits(20), Default::default(), true);
             l.on_failure(&at_bits(30));
-            // Only the holder answered: 10 and 40 are still waiting, 30 failed.
-            assert_eq!(cache_target(&l, &at_bits(20)), None);
+            // 40 is still waiting and 30 failed: neither granted a write token.
+            assert_eq!(cache_target(&l), None);
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::addr::PeerAddr;
 use crate::id::{Key, NodeId};
 use crate::routing::{Contact, ContactState};
 use crate::store::{Origin, Record, RecordStore, Signer};
+use crate::token::Token;
 use crate::wire::{
     self, Body, Bytes, Flags, Header, Message, Peer, TxId, WireRecord, WireSignature, MAX_CONTACTS,
     MAX_PROVIDERS, VERSION,
@@ -30,13 +31,17 @@ impl<
         const E: usize,
     > Node<S, B, K, R, Q, P, V, PV, E>
 {
-    pub(super) fn header(&self, txid: TxId) -> Header {
+    pub(super) fn header(&self, txid: TxId, token: Token) -> Header {
         let flags = if self.config.client_mode { Flags::CLIENT } else { 0 };
-        Header { version: VERSION, txid, sender: self.id, flags: Flags(flags) }
+        Header { version: VERSION, txid, sender: self.id, flags: Flags(flags), token }
     }
 
     pub(super) fn encode_request(&self, p: &Pending, buf: &mut [u8]) -> Option<usize> {
-        let header = self.header(p.txid);
+        let token = match p.request {
+            Request::Store { token, .. } | Request::AddProvider { token, .. } => token,
+            _ => Token::default(),
+        };
+        let header = self.header(p.txid, token);
         let held;
         let body = match p.request {
             Request::Ping { .. } | Request::Verify => Body::Ping,
@@ -44,7 +49,7 @@ impl<
             Request::FindValue { key, .. } => Body::FindValue { key },
             Request::GetProviders { key, .. } => Body::GetProviders { key },
             Request::AddProvider { key, .. } => Body::AddProvider { key },
-            Request::Store { query, key, cached_ttl } => {
+            Request::Store { query, key, cached_ttl, .. } => {
                 let (record, cas) = match query.and_then(|qid| self.queries.iter().find(|q| q.id == qid)) {
                     Some(q) => (q.record.as_ref()?, q.cas),
                     None => {
@@ -85,7 +90,11 @@ impl<
     /// contacts (and providers) and with contacts instead of a value (see
     /// `node/amplification.rs`).
     pub(super) fn encode_reply(&self, r: &Reply, buf: &mut [u8], trim: Option<usize>) -> Option<usize> {
-        let header = self.header(r.txid);
+        let token = match r.body {
+            ReplyBody::Stored(_) | ReplyBody::ProviderAdded(_) => Token::default(),
+            _ => self.tokens.issue(&r.to),
+        };
+        let header = self.header(r.txid, token);
         let held;
         let cap = trim.unwrap_or(MAX_CONTACTS);
         let nodes = |target: &Key| {
@@ -99,7 +108,16 @@ impl<
             ReplyBody::Value { key } => match self.live_record(&key).filter(|_| trim.is_none()) {
                 Some(rec) => {
                     held = rec;
-                    Body::Value { record: self.wire_record(&held, None) }
+                    let record = self.wire_record(&held, None);
+                    // As many of the closest peers as fit beside the record.
+                    let mut closer = self.closest_peers(&key, &r.requester);
+                    loop {
+                        let msg = Message { header, body: Body::Value { record, closer: closer.clone() } };
+                        if let Ok(n) = wire::encode(&msg, buf) {
+                            return Some(n);
+                        }
+                        closer.pop()?;
+                    }
                 }
                 None => Body::Nodes { contacts: nodes(&key) },
             },
@@ -143,6 +161,7 @@ impl<
             expires_at: self.now + ttl,
             stored_at: self.now,
             republished_at: self.now,
+            source: None,
         })
     }
 }

@@ -160,6 +160,7 @@ impl<
             expires_at: now + self.config.record_ttl,
             stored_at: now,
             republished_at: now,
+            source: None,
         };
         self.publish(record, None)
     }
@@ -224,6 +225,7 @@ impl<
             expires_at: now + self.config.record_ttl,
             stored_at: now,
             republished_at: now,
+            source: None,
         };
         self.publish(record, signed.cas)
     }

@@ -160,6 +160,7 @@ pub(crate) mod tests {
             stored_at: at(stored),
             republished_at: at(republished),
             seq: None,
+            source: None,
         }
     }
 

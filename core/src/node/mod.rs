@@ -19,6 +19,7 @@ use crate::rtt::RttEstimator;
 use crate::stats::Stats;
 use crate::store::RecordStore;
 use crate::time::Instant;
+use crate::token::{Secrets, Token};
 use crate::wire::{self, DecodeError, Peer};
 
 pub(crate) mod accept;
@@ -30,6 +31,8 @@ pub(crate) mod maintenance;
 pub(crate) mod outcome;
 pub(crate) mod peers;
 pub(crate) mod queries;
+pub(crate) mod quorum;
+pub(crate) mod quota;
 pub(crate) mod rejoin;
 pub(crate) mod replication;
 pub(crate) mod requests;
@@ -139,6 +142,8 @@ pub struct Node<
     rejoin: Rejoin,
     /// Token buckets of the latest `P` source prefixes (see [`crate::limits`]).
     sources: Sources<P>,
+    /// The secrets write tokens are made from (see [`crate::token`]).
+    tokens: Secrets,
     stats: Stats,
 }
 
@@ -165,10 +170,12 @@ impl<
         const { assert!(Q >= 1 && P >= 1, "Q and P must be at least 1") };
         let mut seed = [0u8; 32];
         rng.fill_bytes(&mut seed);
+        let mut rng = NodeRng::from_seed(seed);
+        let tokens = Secrets::new(&mut rng, now);
         Node {
             id,
             config,
-            rng: NodeRng::from_seed(seed),
+            rng,
             now,
             routing: RoutingTable::new(id, config.routing, now).with_limits(config.limits),
             store,
@@ -182,6 +189,7 @@ impl<
             rtt: RttEstimator::new(),
             rejoin: Rejoin::new(&config),
             sources: Sources::new(),
+            tokens,
             stats: Stats::default(),
         }
     }
@@ -238,10 +246,17 @@ impl<
         self.queries_in_flight() < Q
     }
 
+    /// The write token this node grants the IP address of `to` now (every answer carries it;
+    /// see [`crate::token`]).
+    pub fn write_token(&self, to: &PeerAddr) -> Token {
+        self.tokens.issue(to)
+    }
+
     fn advance(&mut self, now: Instant) {
         if now > self.now {
             self.now = now;
         }
+        self.tokens.rotate(self.now, &mut self.rng);
     }
 
     // ----- inputs --------------------------------------------------------------------------
@@ -274,7 +289,7 @@ impl<
                 return;
             }
             if !msg.header.flags.is_client() {
-                self.saw_peer(sender, from, false);
+                self.saw_peer(sender, from, None);
             }
             self.handle_request(from, &msg, bytes.len());
         } else {

@@ -54,6 +54,9 @@ pub struct QueryStats {
     /// Lookup rounds: the deepest hop among answering peers (for a found value: the hop of the
     /// peer that returned it).
     pub rounds: u8,
+    /// A get: the holders that returned the value in its result (see `node/quorum.rs`); 0 for
+    /// a value this node held itself, and for other queries.
+    pub agreeing: u16,
     /// When the query started.
     pub started: Instant,
     /// When it finished.

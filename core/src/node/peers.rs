@@ -6,6 +6,7 @@ use crate::addr::PeerAddr;
 use crate::id::NodeId;
 use crate::routing::{Contact, Failure, Insert};
 use crate::store::RecordStore;
+use crate::token::Token;
 use crate::wire::Peer;
 
 use super::rpc::Request;
@@ -30,25 +31,32 @@ impl<
         const E: usize,
     > Node<S, B, K, R, Q, P, V, PV, E>
 {
-    /// A non-client peer was heard from (`verified`: in an answer to a request sent to `addr`):
-    /// update the table, probe a full bucket's oldest contact, hand a new peer the records it
-    /// should hold, or verify a stranger's address.
-    pub(super) fn saw_peer(&mut self, id: NodeId, addr: PeerAddr, verified: bool) {
+    /// A non-client peer was heard from: update the table, probe a full bucket's oldest
+    /// contact, hand a new peer the records it should hold, or verify a stranger's address.
+    /// `token` is the write token of its answer (`Some`: it answered a request this node sent
+    /// to `addr`, a verified round trip); a peer heard only in a request gets no records (it
+    /// granted no token to store them) and is pinged to verify it.
+    pub(super) fn saw_peer(&mut self, id: NodeId, addr: PeerAddr, token: Option<Token>) {
         if !addr.is_routable() {
             return;
         }
+        let verified = token.is_some();
         if verified {
             self.release_address(&id, &addr);
         }
         match self.routing.insert(id, addr, verified, self.now) {
             Insert::Added => {
                 self.push_event(PeerChange::Added(Peer { id, addr }));
-                self.replicate_to(id, addr);
+                if let Some(t) = token {
+                    self.replicate_to(id, addr, t);
+                }
             }
             Insert::Replaced { bad } => {
                 self.push_event(PeerChange::Removed(Peer { id: bad.id, addr: bad.addr }));
                 self.push_event(PeerChange::Added(Peer { id, addr }));
-                self.replicate_to(id, addr);
+                if let Some(t) = token {
+                    self.replicate_to(id, addr, t);
+                }
             }
             Insert::Cached { ping: Some(lrs) } => {
                 let _ = self.send_request(lrs.addr, Some(lrs.id), Request::Ping { query: None });

@@ -12,6 +12,7 @@ use crate::wire::{Peer, StoreStatus, MAX_PROVIDERS};
 
 use super::commands::Error;
 use super::outcome::QueryStats;
+use super::quorum::Votes;
 use super::rpc::Request;
 use super::Node;
 
@@ -55,6 +56,8 @@ pub(super) struct Query<const K: usize, const V: usize> {
     pub(super) cas: Option<u64>,
     /// The peer that returned the value (FIND_VALUE) and its hop.
     pub(super) value_from: Option<(NodeId, u8)>,
+    /// A get's tally of the values holders returned (see `node/quorum.rs`).
+    pub(super) votes: Votes,
     pub(super) providers: Vec<Peer, MAX_PROVIDERS>,
     pub(super) outstanding: u16,
     /// Store phase: peers to ask (the closest that answered), and how many were asked so far.
@@ -102,6 +105,7 @@ impl<
             record: None,
             cas: None,
             value_from: None,
+            votes: Votes::default(),
             providers: Vec::new(),
             outstanding: 0,
             tried: 0,
@@ -191,10 +195,11 @@ impl<
                             continue;
                         };
                         let key = *q.lookup.target();
+                        let token = c.token;
                         let req = if q.kind == Kind::Provide {
-                            Request::AddProvider { query: Some(qid), key }
+                            Request::AddProvider { query: Some(qid), key, token }
                         } else {
-                            Request::Store { query: Some(qid), key, cached_ttl: None }
+                            Request::Store { query: Some(qid), key, cached_ttl: None, token }
                         };
                         let sent = self.send_request(c.addr, Some(c.id), req).is_ok();
                         let Some(q) = self.query_mut(qid) else { return };
@@ -256,6 +261,7 @@ impl<
             Some((_, hop)) => hop,
             None => q.lookup.rounds(),
         };
+        q.stats.agreeing = q.votes.agreeing();
         self.stats.queries_finished += 1;
         if !q.user {
             if q.kind == Kind::Republish {

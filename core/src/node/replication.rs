@@ -10,6 +10,7 @@ use crate::id::{Key, NodeId};
 use crate::routing::{Contact, ContactState};
 use crate::store::{Origin, RecordMeta, RecordStore};
 use crate::time::Instant;
+use crate::token::Token;
 
 use super::accept::is_live;
 
@@ -29,8 +30,8 @@ impl<
     > Node<S, B, K, R, Q, P, V, PV, E>
 {
     /// Sends a newly seen peer every held record it should get from this node (see
-    /// [`is_replicated`] and [`newcomer_gets`]).
-    pub(super) fn replicate_to(&mut self, peer: NodeId, addr: PeerAddr) {
+    /// [`is_replicated`] and [`newcomer_gets`]), with the write token the peer granted.
+    pub(super) fn replicate_to(&mut self, peer: NodeId, addr: PeerAddr, token: Token) {
         let mut cursor = None;
         while let Some(key) = self.store.next_key(cursor.as_ref()) {
             cursor = Some(key);
@@ -49,7 +50,7 @@ impl<
                     self.stats.replications_limited += 1;
                     return;
                 }
-                let req = Request::Store { query: None, key, cached_ttl: None };
+                let req = Request::Store { query: None, key, cached_ttl: None, token };
                 if self.send_request(addr, Some(peer), req).is_ok() {
                     self.stats.replications += 1;
                 } else {
@@ -136,12 +137,13 @@ pub(crate) mod tests {
                     expires_at: at(3_600_000),
                     stored_at: at(0),
                     republished_at: at(0),
+                    source: None,
                 };
                 n.store_mut().put(rec).unwrap();
             }
             // The table is empty: the first newcomer should get all four.
             n.advance(at(1));
-            n.saw_peer(peer(1).id, peer(1).addr, true);
+            n.saw_peer(peer(1).id, peer(1).addr, Some(Default::default()));
             let d = drain(&mut n);
             let stores = d.requests_to(peer(1).addr).filter(|s| s.request == Some(RequestKind::Store)).count();
             assert_eq!(stores, 2);
@@ -156,6 +158,7 @@ pub(crate) mod tests {
                 stored_at: Instant::ZERO,
                 republished_at: Instant::ZERO,
                 seq: None,
+                source: None,
             };
             let now = Instant::from_millis(100);
             assert!(is_replicated(&meta(Origin::Replica, 101), now));

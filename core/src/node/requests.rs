@@ -59,7 +59,12 @@ impl<
                 (RequestKind::FindValue, body)
             }
             Body::Store { record } => {
-                let status = self.accept_store(record);
+                let status = if self.tokens.accepts(&from, &h.token) {
+                    self.accept_store(from, record)
+                } else {
+                    self.stats.writes_bad_token += 1;
+                    StoreStatus::BadToken
+                };
                 if status == StoreStatus::Stored {
                     self.stats.stores_accepted += 1;
                 } else {
@@ -74,7 +79,12 @@ impl<
                     addr: from,
                     expires_at: self.now + self.config.provider_ttl,
                 };
-                let added = self.providers.add(rec, &self.id, self.now) == Added::Stored;
+                let added = if self.tokens.accepts(&from, &h.token) {
+                    self.providers.add(rec, &self.id, self.now) == Added::Stored
+                } else {
+                    self.stats.writes_bad_token += 1;
+                    false
+                };
                 if !added {
                     self.stats.providers_refused += 1;
                 }
@@ -88,6 +98,48 @@ impl<
         let reply = Reply { to: from, txid: h.txid, requester: h.sender, body, request_len };
         if self.replies.push_back(reply).is_err() {
             self.stats.replies_dropped += 1;
+        }
+    }
+}
+
+#[cfg(any(test, feature = "selftest"))]
+pub(crate) mod tests {
+    use crate::config::Config;
+    use crate::id::Key;
+    use crate::node::testpeer::{at, deliver, deliver_with, drain, node, peer};
+    use crate::store::{RecordStore, ValueKind};
+    use crate::token::Token;
+    use crate::wire::{Body, Bytes, TxId, WireRecord};
+
+    fn record(k: u8) -> WireRecord<'static> {
+        WireRecord {
+            key: Key::from_bytes([k; 20]),
+            kind: ValueKind::Bytes,
+            ttl_secs: 60,
+            cached: false,
+            data: Bytes(b"v"),
+            signature: None,
+        }
+    }
+
+    crate::selftest::unit_tests! {
+        fn a_write_needs_the_token_this_node_granted_the_senders_address() {
+            let mut n = node(Config::default());
+            let (p1, p2) = (peer(1), peer(2));
+            // No token, another address's token: refused and counted.
+            deliver_with(&mut n, at(0), p1, TxId([1; 4]), Token::default(), Body::Store { record: record(1) });
+            let theirs = n.write_token(&p2.addr);
+            deliver_with(&mut n, at(0), p1, TxId([2; 4]), theirs, Body::Store { record: record(2) });
+            deliver_with(&mut n, at(0), p1, TxId([3; 4]), theirs, Body::AddProvider { key: Key::from_bytes([3; 20]) });
+            drain(&mut n);
+            assert_eq!(n.store().len(), 0);
+            assert_eq!(n.providers().len(), 0);
+            let s = n.stats();
+            assert_eq!((s.writes_bad_token, s.stores_refused, s.providers_refused), (3, 2, 1));
+            // Its own token: stored.
+            deliver(&mut n, at(0), p1, TxId([4; 4]), Body::Store { record: record(4) });
+            drain(&mut n);
+            assert_eq!(n.store().len(), 1);
         }
     }
 }

@@ -8,6 +8,7 @@ use crate::wire::{Body, Message, Peer, StoreStatus, WireRecord};
 
 use super::accept::verify_signature;
 use super::queries::{Kind, Phase, QueryId};
+use super::quorum;
 use super::rpc::Request;
 use super::Node;
 
@@ -39,10 +40,15 @@ impl<
         let rtt = self.now.saturating_since(p.sent_at);
         self.rtt.sample(rtt);
         if !h.flags.is_client() {
-            self.saw_peer(h.sender, from, true);
+            self.saw_peer(h.sender, from, Some(h.token));
             self.routing.on_alive(&h.sender, Some(rtt), self.now);
         }
         let sender = h.sender;
+        if let Some(q) = p.request.query().and_then(|qid| self.query_mut(qid)) {
+            if p.request.is_lookup() {
+                q.lookup.set_answer(&sender, h.token, matches!(msg.body, Body::Value { .. }));
+            }
+        }
         let ok = match (p.request, &msg.body) {
             (Request::Verify, Body::Pong { .. }) => true,
             (Request::Ping { query }, Body::Pong { .. }) => {
@@ -62,8 +68,8 @@ impl<
                 self.lookup_success(query, sender, contacts, held);
                 true
             }
-            (Request::FindValue { query, key }, Body::Value { record }) => {
-                self.found_value(query, key, sender, record, held)
+            (Request::FindValue { query, key }, Body::Value { record, closer }) => {
+                self.found_value(query, key, sender, record, closer, held)
             }
             (Request::GetProviders { query, .. }, Body::Providers { providers, closer }) => {
                 if let Some(q) = self.query_mut(query) {
@@ -117,15 +123,17 @@ impl<
         }
     }
 
-    /// A peer answered FIND_VALUE with a record: verify it, keep it, and finish (unsigned) or
-    /// keep the highest sequence number (signed). Returns false for an invalid record. `held` as
-    /// for [`Node::lookup_success`].
+    /// A peer answered FIND_VALUE with a record: verify it and count its vote; an unsigned get
+    /// finishes once `quorum` holders agree, a signed one keeps the highest sequence number
+    /// until its lookup ends (see `node/quorum.rs`). Returns false for an invalid record.
+    /// `held` as for [`Node::lookup_success`].
     pub(super) fn found_value(
         &mut self,
         qid: QueryId,
         key: Key,
         sender: NodeId,
         w: &WireRecord<'_>,
+        closer: &[Peer],
         held: bool,
     ) -> bool {
         let Some(rec) = self.record_from_wire(w, Origin::Cache) else {
@@ -134,27 +142,28 @@ impl<
         if rec.key != key || verify_signature(&rec).is_err() {
             return false;
         }
+        let quorum = u16::from(self.config.limits.quorum.max(1));
+        let own = self.id;
         let Some(q) = self.query_mut(qid) else { return true };
         if q.phase != Phase::Lookup {
             return true;
         }
         q.stats.responses += 1;
         let hop = q.lookup.candidates().iter().find(|c| c.id == sender).map_or(1, |c| c.hop);
+        let closer = closer.iter().filter(|c| c.id != own && c.addr.is_routable()).map(|c| (c.id, c.addr));
         if held {
-            q.lookup.on_success(&sender, core::iter::empty());
+            q.lookup.on_value(&sender, closer);
         } else {
-            q.lookup.on_late_success(&sender, core::iter::empty());
+            q.lookup.on_late_success(&sender, closer);
         }
-        let better = match (&q.record, &rec.signer) {
-            (None, _) => true,
-            (Some(old), Some(s)) => old.signer.is_none_or(|o| s.seq > o.seq),
-            (Some(_), None) => false,
-        };
-        if better {
+        let d = quorum::digest(&rec);
+        let votes = q.votes.add(d);
+        if quorum::takes(q.record.as_ref(), q.votes.agreeing(), &rec, votes) {
             q.record = Some(rec);
             q.value_from = Some((sender, hop));
+            q.votes.lead(d);
         }
-        if q.kind == (Kind::Get { signed: false }) {
+        if q.kind == (Kind::Get { signed: false }) && q.votes.agreeing() >= quorum {
             self.value_done(qid);
         }
         true

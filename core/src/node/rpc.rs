@@ -13,6 +13,7 @@ use crate::rtt;
 use crate::stats::RequestKind;
 use crate::store::RecordStore;
 use crate::time::Instant;
+use crate::token::Token;
 use crate::wire::TxId;
 
 use super::queries::{Phase, QueryId};
@@ -46,15 +47,18 @@ pub(super) enum Request {
         query: QueryId,
         key: Key,
     },
-    /// STORE of a query's record (`query` set) or of a held record (replication).
+    /// STORE of a query's record (`query` set) or of a held record (replication), with the
+    /// write token the target granted this node.
     Store {
         query: Option<QueryId>,
         key: Key,
         cached_ttl: Option<u32>,
+        token: Token,
     },
     AddProvider {
         query: Option<QueryId>,
         key: Key,
+        token: Token,
     },
 }
 

@@ -10,6 +10,7 @@ use crate::id::{Key, NodeId};
 use crate::stats::RequestKind;
 use crate::store::MemoryStore;
 use crate::time::Instant;
+use crate::token::Token;
 use crate::wire::{self, Body, Flags, Header, Message, Peer, TxId, MAX_CONTACTS, MAX_DATAGRAM, VERSION};
 
 use super::{Event, Node, Output};
@@ -100,10 +101,23 @@ pub(crate) fn drain(node: &mut TestNode) -> Drained {
     panic!("poll_output never returned a timeout");
 }
 
-/// `from` sends `body` to the node with transaction id `txid`, at `now`; returns the bytes of
-/// the datagram.
+/// `from` sends `body` to the node with transaction id `txid`, at `now`, with the write token
+/// the node grants `from` (a peer that asked the node before); returns the bytes of the datagram.
 pub(crate) fn deliver(node: &mut TestNode, now: Instant, from: Peer, txid: TxId, body: Body<'_>) -> usize {
-    let header = Header { version: VERSION, txid, sender: from.id, flags: Flags::default() };
+    let token = node.write_token(&from.addr);
+    deliver_with(node, now, from, txid, token, body)
+}
+
+/// As [`deliver`], with write token `token`.
+pub(crate) fn deliver_with(
+    node: &mut TestNode,
+    now: Instant,
+    from: Peer,
+    txid: TxId,
+    token: Token,
+    body: Body<'_>,
+) -> usize {
+    let header = Header { version: VERSION, txid, sender: from.id, flags: Flags::default(), token };
     let mut buf = [0u8; MAX_DATAGRAM];
     let len = wire::encode(&Message { header, body }, &mut buf).expect("fits a datagram");
     node.handle_datagram(now, from.addr, &buf[..len]);
@@ -127,7 +141,7 @@ pub(crate) fn pong(node: &mut TestNode, now: Instant, from: Peer, txid: TxId) {
 pub(crate) fn meet(node: &mut TestNode, now: Instant, peers: &[Peer]) {
     node.advance(now);
     for p in peers {
-        node.saw_peer(p.id, p.addr, true);
+        node.saw_peer(p.id, p.addr, Some(Token::default()));
     }
     drain(node);
 }

@@ -399,6 +399,7 @@ pub(crate) mod tests {
                 assert_eq!(node_of(addr_of(n)), Some(n));
             }
             assert_eq!(node_of(PeerAddr::V4([10, 0, 0, 1], PORT + 1)), None);
+            assert_ne!(addr_of(0).prefix(), addr_of(1).prefix(), "neighbours are in different /24s");
             assert_eq!(node_of(PeerAddr::V4([192, 0, 2, 1], PORT)), None);
         }
 

@@ -85,6 +85,8 @@ impl Hostile<'_> {
                     data: wire::Bytes(forged),
                     signature: None,
                 },
+                // Beside its value, a liar names other Sybils (an honest holder names peers).
+                closer: self.coalition.closest(&key, sim::K),
             },
             Body::Store { .. } => Body::Stored { status: StoreStatus::Stored },
             Body::AddProvider { .. } => Body::ProviderAdded { stored: true },
@@ -104,6 +106,7 @@ impl Driven<{ sim::VALUE }> for Hostile<'_> {
             txid: msg.header.txid,
             sender: self.node.id(),
             flags: Flags::default(),
+            token: self.node.write_token(&from),
         };
         let mut buf = vec![0u8; wire::MAX_DATAGRAM];
         if let Ok(len) = wire::encode(&Message { header, body }, &mut buf) {

@@ -189,18 +189,18 @@ pub async fn get(args: GetArgs) -> Result<(), Failure> {
     with_timeout(args.common.timeout, async {
         let node = client(&args.common).await?;
         let found = match public_key {
-            Some(pk) => node.get_signed(pk, &args.key).await.map(|s| s.map(|s| (s.value, Some(s.seq)))),
-            None => node.get(&args.key).await.map(|v| v.map(|v| (v, None))),
+            Some(pk) => node.get_signed(pk, &args.key).await.map(|s| s.map(|s| (s.value, Some(s.seq), None))),
+            None => node.get_agreed(&args.key).await.map(|v| v.map(|(v, n)| (v, None, Some(n)))),
         };
         node.stop().await;
-        let Some((value, seq)) = found? else {
+        let Some((value, seq, holders)) = found? else {
             return Err(Failure(NOT_FOUND, format!("{:?} not found", args.key)));
         };
         if args.common.json {
             let (kind, encoding, data) = value.encode(Encoding::Base64);
             println!(
                 "{}",
-                json!({ "key": args.key, "found": true, "kind": kind, "encoding": encoding, "data": data, "seq": seq })
+                json!({ "key": args.key, "found": true, "kind": kind, "encoding": encoding, "data": data, "seq": seq, "holders": holders })
             );
         } else {
             println!("{value}");

@@ -43,6 +43,9 @@ pub struct NodeFlags {
     pub bootstrap: Vec<String>,
     /// Where to keep the id, contacts and records; one directory per node (a second node
     /// on the same directory is refused) [default: kad/node in the per-user data directory].
+    /// The store holds at most 65,536 records of up to 1,000 bytes (full, as measured before
+    /// issue 14: 237 MB of RAM, 184 MB on disk), and one source network (an IPv4 /24, an IPv6
+    /// /64) at most 1/16 of them.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Keep everything in memory: nothing survives a restart (--memory=false to override a
