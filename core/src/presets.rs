@@ -5,9 +5,9 @@
 //!
 //! | preset | B | K | R | queries | pending | value | records | providers | node | of which store |
 //! |---|---|---|---|---|---|---|---|---|---|---|
-//! | [`host`] | 32 | 20 | 5 | 32 | 128 | 1000 | 1024 | 1024 | HOSTB | HOSTS |
-//! | [`embedded`] | 8 | 8 | 2 | 2 | 8 | 256 | 4 | 4 | EMBB | EMBS |
-//! | [`sim`] | 16 | 20 | 2 | 4 | 32 | 64 | 16 | 8 | SIMB | SIMS |
+//! | [`host`] | 32 | 20 | 5 | 32 | 128 | 1000 | 1024 | 1024 | 1,453,872 B | 1,212,424 B |
+//! | [`embedded`] | 8 | 8 | 2 | 2 | 8 | 256 | 4 | 4 | 13,032 B | 1,768 B |
+//! | [`sim`] | 16 | 20 | 2 | 4 | 32 | 64 | 16 | 8 | 41,120 B | 3,976 B |
 //!
 //! The routing table costs `B × (K + R)` contacts of 56 bytes whatever the network size; a
 //! query costs about `K × 56` bytes plus one value and a tally of agreeing holders (about

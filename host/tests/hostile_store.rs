@@ -1,6 +1,6 @@
 //! Hostile peers against writes and values (issue 14), on loopback with every limit applied to
-//! loopback too (`limits.on_loopback`): the honest nodes live on 127.0.0.1, the attackers on
-//! other /24s (127.0.1.x, 127.0.2.x, 127.0.3.x), played by hand with raw UDP sockets that speak
+//! loopback too (`limits.on_loopback`): the honest nodes live on a /24 each (127.0.10.1 and
+//! up), the attackers on others (127.0.1.x, 127.0.2.x, 127.0.3.x), played by hand with raw UDP sockets that speak
 //! the wire format. Each test prints its figure and asserts the defence:
 //! - a STORE flood from one source: the records the victim is responsible for stay, the
 //!   flooder holds at most its share, PING stays fast;
@@ -8,7 +8,8 @@
 //! - a liar on the get path: its forged value is never returned while two honest holders
 //!   exist, and never cached on an honest node.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use kad_core::token::Token;
@@ -19,10 +20,22 @@ use kad_core::{Key, NodeId, ValueKind};
 use kad_host::{Config, Node, Value};
 use tokio::net::UdpSocket;
 
-/// A node whose limits apply to loopback sources.
+/// A node whose limits apply to loopback sources, on a /24 of its own (127.0.10.1,
+/// 127.0.11.1, ...: honest nodes are different operators, as the diversity limits assume).
 fn limited(max_records: usize) -> Config {
-    let mut c = Config { max_records, ..Config::default() };
+    static NEXT: AtomicU8 = AtomicU8::new(10);
+    let ip = Ipv4Addr::new(127, 0, NEXT.fetch_add(1, Ordering::Relaxed), 1);
+    let mut c = Config { max_records, bind: SocketAddr::new(IpAddr::V4(ip), 0), ..Config::default() };
     c.core.limits.on_loopback = true;
+    c
+}
+
+/// As [`limited`], without the per-source request rate: every request of the test reaches the
+/// rule under test (the rate limit has its own tests in `hostile.rs`).
+fn unmetered(max_records: usize) -> Config {
+    let mut c = limited(max_records);
+    c.core.limits.requests_per_sec = 1_000_000;
+    c.core.limits.request_burst = 1_000_000;
     c
 }
 
@@ -113,7 +126,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn a_store_flood_from_one_source_keeps_the_victims_records_and_its_pings_fast() {
     const CAPACITY: usize = 1024;
     const FLOOD: usize = 30_000;
-    let victim = Node::bind(limited(CAPACITY)).await.unwrap();
+    let victim = Node::bind(unmetered(CAPACITY)).await.unwrap();
     let mut honest = Vec::new();
     for _ in 0..3 {
         let n = Node::bind(limited(CAPACITY)).await.unwrap();
@@ -194,7 +207,8 @@ async fn a_store_flood_from_one_source_keeps_the_victims_records_and_its_pings_f
     assert_eq!(kept, legit.len(), "the flood evicted records the victim is responsible for");
     assert!(stored <= CAPACITY / 16, "one source holds {stored}, over its share of {}", CAPACITY / 16);
     assert!(over_share >= FLOOD / 2, "the flood was not refused: {over_share}");
-    assert_eq!(s.stats.stores_over_share as usize, over_share);
+    // Every refusal the flooder read was counted (a few answers may be lost on a full socket).
+    assert!(s.stats.stores_over_share as usize >= over_share, "{} < {over_share}", s.stats.stores_over_share);
     assert!(pings.len() >= 10, "too few pings measured: {}", pings.len());
     assert!(
         percentile(&pings, 0.99) < Duration::from_millis(100),
@@ -210,7 +224,7 @@ async fn a_store_flood_from_one_source_keeps_the_victims_records_and_its_pings_f
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stores_without_the_senders_own_write_token_are_refused_and_counted() {
     const EACH: usize = 100;
-    let victim = Node::bind(limited(1024)).await.unwrap();
+    let victim = Node::bind(unmetered(1024)).await.unwrap();
     let to = victim.addr();
     let mut forger = Raw::bind("127.0.1.3").await;
     let mut other = Raw::bind("127.0.1.4").await;
