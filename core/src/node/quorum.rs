@@ -1,6 +1,6 @@
 //! Honest gets: a get counts how many holders returned each value and keeps going after the
-//! first one until [`Limits::quorum`](crate::limits::Limits::quorum) holders agree (or its
-//! lookup ends); it returns the value most holders gave (a signed record: the highest valid
+//! first one until [`Limits::quorum`](crate::limits::Limits::quorum) holders agree and none
+//! disagreed (a contested get asks on to its lookup's end); it returns the value most holders gave (a signed record: the highest valid
 //! sequence number), with the number that agreed. A liar on the path then wins only by
 //! outnumbering the honest holders, and its value is not cached (see `node/caching.rs`).
 //!
@@ -61,6 +61,13 @@ impl Votes {
     /// Holders that returned `d`.
     pub(crate) fn count(&self, d: &Digest) -> u16 {
         self.tally.iter().find(|e| e.0 == *d).map_or(0, |e| e.1)
+    }
+
+    /// Whether holders returned different values: then the get does not stop at the quorum but
+    /// asks on to the end of its lookup, where the holders closest to the key are (liars far
+    /// from the key, who answer first and may collude, are outvoted there).
+    pub(crate) fn contested(&self) -> bool {
+        self.tally.len() > 1
     }
 
     /// Holders that returned the value the get holds.
@@ -172,6 +179,29 @@ pub(crate) mod tests {
             assert!(got(&answer(&mut n, &d, key, peer(2), Some(b"honest"))).is_none(), "1 to 1: not yet");
             let (value, stats) = got(&answer(&mut n, &d, key, peer(3), Some(b"honest"))).expect("done");
             assert_eq!((&value[..], stats.agreeing), (&b"honest"[..], 2));
+        }
+
+        fn an_uncontested_get_stops_at_the_quorum_and_a_contested_one_asks_on() {
+            // Five known peers: the first three are asked at once, two more are left.
+            let start = || {
+                let mut n = node(Config::default());
+                meet(&mut n, at(0), &[peer(1), peer(2), peer(3), peer(4), peer(5)]);
+                let key = Key::from_bytes([9; 20]);
+                n.get(key, at(0)).unwrap();
+                let d = drain(&mut n);
+                (n, d, key)
+            };
+            let (mut n, d, key) = start();
+            let asked: heapless::Vec<Peer, 5> =
+                [1, 2, 3, 4, 5].iter().map(|&i| peer(i)).filter(|p| d.requests_to(p.addr).next().is_some()).collect();
+            answer(&mut n, &d, key, asked[0], Some(b"honest"));
+            assert!(got(&answer(&mut n, &d, key, asked[1], Some(b"honest"))).is_some(), "two agree: done");
+            let (mut n, d, key) = start();
+            answer(&mut n, &d, key, asked[0], Some(b"forged"));
+            answer(&mut n, &d, key, asked[1], Some(b"honest"));
+            let third = answer(&mut n, &d, key, asked[2], Some(b"honest"));
+            assert!(got(&third).is_none(), "two agree but one disagreed: the get asks on");
+            assert_eq!(n.queries_in_flight(), 1);
         }
 
         fn a_value_only_one_holder_returned_is_returned_but_not_cached() {

@@ -124,7 +124,8 @@ impl<
     }
 
     /// A peer answered FIND_VALUE with a record: verify it and count its vote; an unsigned get
-    /// finishes once `quorum` holders agree, a signed one keeps the highest sequence number
+    /// finishes once `quorum` holders agree and none disagreed (a contested get runs to its
+    /// lookup's end and takes the value most holders gave), a signed one keeps the highest sequence number
     /// until its lookup ends (see `node/quorum.rs`). Returns false for an invalid record.
     /// `held` as for [`Node::lookup_success`].
     pub(super) fn found_value(
@@ -163,7 +164,7 @@ impl<
             q.value_from = Some((sender, hop));
             q.votes.lead(d);
         }
-        if q.kind == (Kind::Get { signed: false }) && q.votes.agreeing() >= quorum {
+        if q.kind == (Kind::Get { signed: false }) && q.votes.agreeing() >= quorum && !q.votes.contested() {
             self.value_done(qid);
         }
         true
