@@ -49,6 +49,18 @@ impl PeerAddr {
         self.ip().is_loopback()
     }
 
+    /// An address of a private network: IPv4 10/8, 172.16/12, 192.168/16 and link-local
+    /// 169.254/16; IPv6 unique-local fc00::/7 and link-local fe80::/10.
+    pub fn is_private(&self) -> bool {
+        match self {
+            PeerAddr::V4(a, _) => {
+                let ip = Ipv4Addr::from(*a);
+                ip.is_private() || ip.is_link_local()
+            }
+            PeerAddr::V6(a, _) => (a[0] & 0xfe) == 0xfc || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80),
+        }
+    }
+
     /// A usable unicast destination: not unspecified, not multicast, not broadcast, port not 0.
     pub fn is_routable(&self) -> bool {
         if self.port() == 0 {
@@ -157,6 +169,12 @@ pub(crate) mod tests {
             assert_ne!(d.prefix(), f.prefix());
             assert!(PeerAddr::V4([127, 0, 0, 9], 1).is_loopback());
             assert!(!a.is_loopback());
+            for private in ["10.1.2.3:1", "172.16.0.1:1", "192.168.1.9:1", "169.254.0.1:1", "[fd00::1]:1", "[fe80::1]:1"] {
+                assert!(private.parse::<PeerAddr>().unwrap().is_private(), "{private}");
+            }
+            for public in ["192.0.2.7:1", "172.32.0.1:1", "[2001:db8::1]:1", "127.0.0.1:1"] {
+                assert!(!public.parse::<PeerAddr>().unwrap().is_private(), "{public}");
+            }
         }
 
         fn unroutable_addresses_are_recognised() {

@@ -7,7 +7,7 @@
 //! Loopback sources are exempt from every limit unless [`Limits::on_loopback`] is set, so that
 //! nodes on one machine are not limited by default while tests with sources on
 //! 127.0.0.2–254 can exercise the limits. Every other address, private ranges included, is
-//! limited.
+//! limited, unless [`Limits::on_private`] is cleared (a network on one private /24).
 //!
 //! [`Sources`] holds one token bucket per source prefix in a fixed table of `N` entries (the
 //! node uses `P`, its pending capacity); a new prefix takes the place of the least recently
@@ -28,6 +28,11 @@ pub struct Limits {
     /// Apply the limits to loopback sources too (`kad node --limit-loopback`). Default false:
     /// loopback is exempt.
     pub on_loopback: bool,
+    /// Apply the limits to private-network sources (10/8, 172.16/12, 192.168/16, link-local,
+    /// fc00::/7). Default true: a LAN is no more trusted than the internet. A network of nodes
+    /// that all share one private /24 (a lab, a fleet of boards) sets it false (`kad node
+    /// --trust-private`), or its nodes would keep only a few of each other.
+    pub on_private: bool,
     /// Contacts of one prefix in one bucket of the routing table. Default 2.
     pub bucket_per_prefix: u8,
     /// Contacts of one prefix in the whole routing table. Default 10.
@@ -70,6 +75,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             on_loopback: false,
+            on_private: true,
             bucket_per_prefix: 2,
             table_per_prefix: 10,
             table_fraction: 10,
@@ -88,9 +94,9 @@ impl Default for Limits {
 
 impl Limits {
     /// Whether the limits apply to `addr`: always, except to loopback without
-    /// [`Limits::on_loopback`].
+    /// [`Limits::on_loopback`] and to private networks without [`Limits::on_private`].
     pub fn apply_to(&self, addr: &PeerAddr) -> bool {
-        self.on_loopback || !addr.is_loopback()
+        (self.on_loopback || !addr.is_loopback()) && (self.on_private || !addr.is_private())
     }
 }
 
@@ -215,6 +221,16 @@ pub(crate) mod tests {
     }
 
     crate::selftest::unit_tests! {
+        fn loopback_is_spared_by_default_and_private_networks_only_when_trusted() {
+            let (lo, lan, net) = (PeerAddr::V4([127, 0, 0, 2], 1), PeerAddr::V4([192, 168, 1, 2], 1), PeerAddr::V4([192, 0, 2, 1], 1));
+            let d = Limits::default();
+            assert_eq!((d.apply_to(&lo), d.apply_to(&lan), d.apply_to(&net)), (false, true, true));
+            let trusting = Limits { on_private: false, ..d };
+            assert_eq!((trusting.apply_to(&lo), trusting.apply_to(&lan), trusting.apply_to(&net)), (false, false, true));
+            let testing = Limits { on_loopback: true, ..d };
+            assert!(testing.apply_to(&lo));
+        }
+
         fn a_source_may_send_its_burst_then_its_rate() {
             let l = Limits { requests_per_sec: 10, request_burst: 5, ..Limits::default() };
             let mut t = Sources::<4>::new();

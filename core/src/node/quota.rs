@@ -26,7 +26,7 @@ pub(super) fn share_of(capacity: usize, share: u16) -> usize {
 /// The source a record from `from` is counted under, or `None` when `from` is exempt (a
 /// loopback address while the limits spare loopback).
 pub(super) fn limited_source(from: &PeerAddr, limits: &Limits) -> Option<Prefix> {
-    (limits.on_loopback || !from.is_loopback()).then(|| from.prefix())
+    limits.apply_to(from).then(|| from.prefix())
 }
 
 impl<

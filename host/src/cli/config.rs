@@ -94,6 +94,12 @@ pub struct NodeFlags {
     /// for a reverse proxy or tests on the same machine.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub limit_loopback: Option<bool>,
+    /// Exempt private-network sources (10/8, 172.16/12, 192.168/16, link-local, fc00::/7) from
+    /// the node's per-address limits, as loopback is: for a network whose nodes share one
+    /// private /24 (a lab, a fleet of boards), which the diversity limits would otherwise treat
+    /// as one operator. Off by default: a LAN is no more trusted than the internet.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub trust_private: Option<bool>,
     /// Serve the files of DIR at / on the HTTP server instead of the dashboard (the browser
     /// demo: examples/browser).
     #[arg(long, value_name = "DIR")]
@@ -120,6 +126,7 @@ struct File {
     http_header_timeout: Option<u64>,
     http_idle_timeout: Option<u64>,
     limit_loopback: Option<bool>,
+    trust_private: Option<bool>,
     web: Option<PathBuf>,
 }
 
@@ -156,6 +163,8 @@ pub struct Settings {
     pub http_idle_timeout: u64,
     /// Per-address limits (relay and node) apply to loopback sources too.
     pub limit_loopback: bool,
+    /// The node's per-address limits spare private-network sources.
+    pub trust_private: bool,
     /// Directory served at / instead of the dashboard.
     pub web: Option<PathBuf>,
 }
@@ -232,6 +241,7 @@ impl Settings {
                 .or(file.http_idle_timeout)
                 .unwrap_or(DEFAULT_HTTP_IDLE_TIMEOUT),
             limit_loopback: flags.limit_loopback.or(file.limit_loopback).unwrap_or(false),
+            trust_private: flags.trust_private.or(file.trust_private).unwrap_or(false),
             web: flags.web.clone().or(file.web.map(from_file)),
         };
         if s.web.is_some() && s.http.is_none() {
@@ -255,7 +265,7 @@ impl Settings {
         let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
         let path = |p: &Path| q(&p.display().to_string());
         let set = |v: Option<String>, example: &str| v.ok_or_else(|| example.to_owned());
-        let keys: [(&str, &str, Result<String, String>); 17] = [
+        let keys: [(&str, &str, Result<String, String>); 18] = [
             ("port", "UDP port of the node.", Ok(self.port.to_string())),
             (
                 "bind",
@@ -315,6 +325,11 @@ impl Settings {
                 "limit_loopback",
                 "Apply every per-address limit (the relay's, and the node's: requests per /24, routing-table diversity, reply sizes) to loopback sources too (exempt by default: a reverse proxy or tests on this machine).",
                 Ok(self.limit_loopback.to_string()),
+            ),
+            (
+                "trust_private",
+                "Exempt private-network sources (10/8, 172.16/12, 192.168/16, link-local, fc00::/7) from the node's per-address limits: for nodes that share one private /24, which the diversity limits would treat as one operator.",
+                Ok(self.trust_private.to_string()),
             ),
             (
                 "web",

@@ -57,6 +57,7 @@ pub async fn run(flags: NodeFlags, provide: Option<String>) -> Result<(), Failur
         Config { bind: SocketAddr::new(s.bind, s.port), data_dir: s.data_dir.clone(), ..Config::default() };
     config.core.client_mode = s.client;
     config.core.limits.on_loopback = s.limit_loopback;
+    config.core.limits.on_private = !s.trust_private;
     let node = Node::bind(config).await.map_err(|e| match (&e, &s.data_dir) {
         (Error::Storage(DbError::Open { .. }), Some(dir)) => Failure(
             FAILURE,
