@@ -268,29 +268,15 @@ impl<
         self.stats.datagrams_in += 1;
         let msg = match wire::decode(bytes) {
             Ok(m) => m,
-            Err(e) => {
-                match e {
-                    DecodeError::Malformed => self.stats.dropped_malformed += 1,
-                    DecodeError::Version => self.stats.dropped_version += 1,
-                    DecodeError::TooLarge | DecodeError::TooLong => self.stats.dropped_too_large += 1,
-                }
-                return;
-            }
+            Err(DecodeError::Malformed) => return self.stats.dropped_malformed += 1,
+            Err(DecodeError::Version) => return self.stats.dropped_version += 1,
+            Err(DecodeError::TooLarge | DecodeError::TooLong) => return self.stats.dropped_too_large += 1,
         };
-        let sender = msg.header.sender;
-        if sender == self.id {
+        if msg.header.sender == self.id {
             self.stats.dropped_own_id += 1;
             return;
         }
         if msg.body.is_request() {
-            let limits = self.config.limits;
-            if limits.apply_to(&from) && !self.sources.allow_request(from.prefix(), &limits, self.now) {
-                self.stats.requests_limited += 1;
-                return;
-            }
-            if !msg.header.flags.is_client() {
-                self.saw_peer(sender, from, None);
-            }
             self.handle_request(from, &msg, bytes.len());
         } else {
             self.handle_response(from, &msg);

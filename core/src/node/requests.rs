@@ -45,8 +45,18 @@ impl<
         const E: usize,
     > Node<S, B, K, R, Q, P, V, PV, E>
 {
+    /// A request from `from` (`len` bytes): dropped over its source's rate (see
+    /// [`crate::limits`]); otherwise its sender is heard from and the answer queued.
     pub(super) fn handle_request(&mut self, from: PeerAddr, msg: &Message<'_>, len: usize) {
         let h = msg.header;
+        let limits = self.config.limits;
+        if limits.apply_to(&from) && !self.sources.allow_request(from.prefix(), &limits, self.now) {
+            self.stats.requests_limited += 1;
+            return;
+        }
+        if !h.flags.is_client() {
+            self.saw_peer(h.sender, from, None);
+        }
         let (kind, body) = match &msg.body {
             Body::Ping => (RequestKind::Ping, ReplyBody::Pong),
             Body::FindNode { target } => (RequestKind::FindNode, ReplyBody::Nodes { target: *target }),
