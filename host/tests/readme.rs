@@ -197,7 +197,7 @@ fn every_config_key_is_documented() {
         .map(|l| l.trim_start_matches("# "))
         .filter_map(|l| l.split_once(" = ").map(|(k, _)| k))
         .collect();
-    assert_eq!(keys.len(), 17, "{text}");
+    assert_eq!(keys.len(), 18, "{text}");
     for key in keys {
         assert!(README.contains(&format!("| `{key}` |")), "the README's config table lacks `{key}`");
     }
