@@ -5,6 +5,7 @@ import functools
 import os
 import pathlib
 import queue
+import signal
 import subprocess
 import threading
 import time
@@ -12,6 +13,11 @@ import time
 import pytest
 
 import kad
+
+# A runner may start the tests with SIGINT ignored (a background job of a non-interactive shell
+# is), and an ignored signal is inherited: the examples, which stop on Ctrl-C, would never see
+# it. Catching it here gives every child the default disposition again.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 KAD_BIN = os.environ.get("KAD_BIN") or str(REPO / "target" / "release" / "kad")
