@@ -2,8 +2,8 @@
 //! [`Limits::store_share`](crate::limits::Limits::store_share)-th of the store, so that a
 //! flood from one source never fills it and never evicts the records this node is
 //! responsible for; with many sources, a full store still prefers keys close to its own id
-//! (see [`crate::store`]). Loopback sources are exempt unless
-//! [`Limits::on_loopback`](crate::limits::Limits::on_loopback).
+//! (see [`crate::store`]). Sources the limits spare are exempt (see
+//! [`Limits::apply_to`](crate::limits::Limits::apply_to)).
 
 use crate::addr::{PeerAddr, Prefix};
 use crate::limits::Limits;
@@ -23,8 +23,7 @@ pub(super) fn share_of(capacity: usize, share: u16) -> usize {
     (capacity / usize::from(share.max(1))).max(MIN_SHARE)
 }
 
-/// The source a record from `from` is counted under, or `None` when `from` is exempt (a
-/// loopback address while the limits spare loopback).
+/// The source a record from `from` is counted under, or `None` when the limits spare `from`.
 pub(super) fn limited_source(from: &PeerAddr, limits: &Limits) -> Option<Prefix> {
     limits.apply_to(from).then(|| from.prefix())
 }

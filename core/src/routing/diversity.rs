@@ -3,8 +3,8 @@
 //! bucket, [`Limits::table_per_prefix`] in the whole table, and one in
 //! [`Limits::table_fraction`] of the table's contacts (its first always), so that one operator
 //! with many addresses in one network cannot fill the table (an eclipse), however small the
-//! table. Checked when a contact enters a bucket, a replacement's promotion included; loopback
-//! is exempt unless [`Limits::on_loopback`].
+//! table. Checked when a contact enters a bucket, a replacement's promotion included; sources
+//! [`Limits::apply_to`] spares (loopback by default, private networks when trusted) are exempt.
 
 use crate::addr::PeerAddr;
 use crate::limits::Limits;
